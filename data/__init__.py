@@ -1,0 +1,3 @@
+from data.datasets import DatasetInfo, build_test_loader, build_train_valid_loaders, dataset_info, load_image
+
+__all__ = ["DatasetInfo", "build_test_loader", "build_train_valid_loaders", "dataset_info", "load_image"]

@@ -1,0 +1,157 @@
+"""MNIST, Fashion-MNIST, CIFAR-10/100 through paddle.vision.datasets, with a seeded
+train/validation split and the config's input size and normalisation.
+
+Files come from `data.root` when set, else from Paddle's own cache
+(~/.cache/paddle/dataset/<folder>/), where Paddle downloads them if it may.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import paddle.vision.datasets as datasets
+import paddle.vision.transforms as T
+from paddle.io import DataLoader, Dataset
+from PIL import Image, UnidentifiedImageError
+
+from utils.errors import ConfigError, DataError, ImageError
+
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    loader: type            # the paddle.vision.datasets class
+    cache_folder: str       # Paddle's folder under ~/.cache/paddle/dataset
+    files: dict             # mode -> official file names
+    channels: int
+    native_size: int
+    num_classes: int
+
+
+DATASETS = {
+    "mnist": DatasetInfo(datasets.MNIST, "mnist", MNIST_FILES, 1, 28, 10),
+    "fashion_mnist": DatasetInfo(datasets.FashionMNIST, "fashion-mnist", MNIST_FILES, 1, 28, 10),
+    "cifar10": DatasetInfo(datasets.Cifar10, "cifar", {m: ("cifar-10-python.tar.gz",) for m in ("train", "test")}, 3, 32, 10),
+    "cifar100": DatasetInfo(datasets.Cifar100, "cifar", {m: ("cifar-100-python.tar.gz",) for m in ("train", "test")}, 3, 32, 100),
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    return DATASETS[name]
+
+
+def paddle_cache_dir(info: DatasetInfo) -> str:
+    return os.path.join(os.path.expanduser("~"), ".cache", "paddle", "dataset", info.cache_folder)
+
+
+def _open_dataset(data_cfg, mode: str) -> Dataset:
+    """The raw dataset (PIL images, no transform) for mode 'train' or 'test'."""
+    info = dataset_info(data_cfg.name)
+    folder = data_cfg.root or paddle_cache_dir(info)
+    paths = [os.path.join(folder, f) for f in info.files[mode]]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    may_download = missing and data_cfg.root is None and data_cfg.download
+    if missing and not may_download:
+        raise DataError(
+            f"missing data file(s) {', '.join(missing)}: put the official {data_cfg.name} files there "
+            f"(or point data.root at a folder holding them, or run `make data DATA_DIR=...`)"
+        )
+    # With explicit paths Paddle reads them as they are; with None it downloads into its cache and checks the MD5.
+    args = [None] * len(paths) if may_download else paths
+    try:
+        if info.loader in (datasets.Cifar10, datasets.Cifar100):
+            return info.loader(data_file=args[0], mode=mode, transform=None, download=True, backend="pil")
+        return info.loader(image_path=args[0], label_path=args[1], mode=mode, transform=None, download=True, backend="pil")
+    except Exception as e:  # a failed download or a corrupt file
+        raise DataError(
+            f"could not load {data_cfg.name} {mode} data from {', '.join(paths)} ({type(e).__name__}: {e}); "
+            f"place the official files there or set data.root"
+        ) from None
+
+
+def build_transform(data_cfg, train: bool) -> T.Compose:
+    """PIL image -> float32 CHW array, (pixel - mean) / std, at data.input_size."""
+    info = dataset_info(data_cfg.name)
+    if len(data_cfg.mean) != info.channels:
+        raise ConfigError(f"data.mean and data.std need {info.channels} entries (one per channel) for {data_cfg.name}, got {len(data_cfg.mean)}")
+    steps = []
+    if data_cfg.input_size != info.native_size:
+        steps.append(T.Resize((data_cfg.input_size, data_cfg.input_size)))
+    if train and data_cfg.hflip:
+        steps.append(T.RandomHorizontalFlip())
+    steps += [T.Transpose(), T.Normalize(mean=data_cfg.mean, std=data_cfg.std, data_format="CHW")]
+    return T.Compose(steps)
+
+
+class TransformedSubset(Dataset):
+    """The images at `indices` of a raw dataset, through `transform`, with int64 scalar labels."""
+
+    def __init__(self, raw: Dataset, indices, transform):
+        self.raw, self.indices, self.transform = raw, np.asarray(indices), transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        image, label = self.raw[int(self.indices[i])]
+        return self.transform(image).astype("float32"), np.asarray(label, dtype="int64").reshape([])
+
+
+def split_indices(n: int, valid_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded disjoint (train, valid) index sets; valid_size is a count or a fraction below 1."""
+    n_valid = int(round(valid_size * n)) if valid_size < 1 else int(valid_size)
+    if not 0 < n_valid < n:
+        raise DataError(f"data.valid_size {valid_size} leaves no training or no validation images out of {n}; use a smaller count or a fraction")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+
+
+def build_train_valid_loaders(cfg) -> tuple[DataLoader, DataLoader]:
+    raw = _open_dataset(cfg.data, "train")
+    train_idx, valid_idx = split_indices(len(raw), cfg.data.valid_size, cfg.seed)
+    train_set = TransformedSubset(raw, train_idx, build_transform(cfg.data, train=True))
+    valid_set = TransformedSubset(raw, valid_idx, build_transform(cfg.data, train=False))
+    train_loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=True, num_workers=cfg.data.num_workers)
+    valid_loader = DataLoader(valid_set, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
+    return train_loader, valid_loader
+
+
+def build_test_loader(cfg) -> DataLoader:
+    raw = _open_dataset(cfg.data, "test")
+    test_set = TransformedSubset(raw, np.arange(len(raw)), build_transform(cfg.data, train=False))
+    return DataLoader(test_set, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def load_image(path: str, data_cfg) -> np.ndarray:
+    """Any image file -> the net's input (1, C, H, W), converted like the test data."""
+    info = dataset_info(data_cfg.name)
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if info.channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ImageError(f"cannot read image {path}: {e.__class__.__name__}; give a PNG/JPEG/BMP image file") from None
+    image = image.resize((data_cfg.input_size, data_cfg.input_size), Image.BILINEAR)
+    steps = T.Compose([T.Transpose(), T.Normalize(mean=data_cfg.mean, std=data_cfg.std, data_format="CHW")])
+    return steps(image).astype("float32")[None]
+
+
+def expand_image_paths(paths: list[str]) -> list[str]:
+    """Files as given, folders replaced by the image files they hold (sorted)."""
+    out = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_SUFFIXES))
+            if not found:
+                raise ImageError(f"folder {path} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+            out += found
+        else:
+            out.append(path)
+    return out

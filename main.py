@@ -1,0 +1,83 @@
+"""Command line of bbb-paddle: one config, one mode.
+
+    python main.py --config conf/base.yaml --mode train|eval|pred [-o section.key=value ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from utils.config import load_config
+from utils.errors import UserError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Bayes by Backprop and Bayesian CNNs in PaddlePaddle")
+    parser.add_argument("--config", default="conf/base.yaml", help="YAML file in conf/ (default: conf/base.yaml)")
+    parser.add_argument("--mode", choices=("train", "eval", "pred"), required=True)
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="change one config key, e.g. -o train.num_epochs=3 (repeatable)")
+    parser.add_argument("--weights", help="checkpoint for eval/pred (default: eval.weights, else the run's best)")
+    parser.add_argument("--resume", action="store_true", help="train: continue from the run's last-state checkpoint")
+    parser.add_argument("--image", nargs="+", default=[], help="pred: image files or folders")
+    parser.add_argument("--samples", type=int, help="pred: Monte-Carlo passes per image (default: pred.samples)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
+    cfg = load_config(args.config, args.override)
+    if args.mode == "train":
+        from train import train
+
+        summary = train(cfg, resume=args.resume)
+        return {"mode": "train", **summary}
+    if args.mode == "eval":
+        from eval import evaluate
+
+        return {"mode": "eval", **evaluate(cfg, weights=args.weights)}
+    if not args.image:
+        raise UserError("--mode pred needs --image FILE [FILE | FOLDER ...]")
+    if args.samples is not None and args.samples < 1:
+        raise UserError(f"--samples must be >= 1, got {args.samples}")
+    from predict import predict
+
+    return {"mode": "pred", "predictions": predict(cfg, args.image, samples=args.samples, weights=args.weights)}
+
+
+def print_text(result: dict) -> None:
+    if result["mode"] == "train":
+        print(f"best valid accuracy {result['best_valid_acc']:.2f}% after {result['epochs']} epochs; weights in {result['best_checkpoint']}")
+    elif result["mode"] == "eval":
+        for kind, label in (("mc", f"Monte-Carlo ({result.get('mc', {}).get('samples')} samples)"), ("mean", "mean weights")):
+            if kind in result:
+                r = result[kind]
+                print(f"test error {r['error']:.2f}% ({r['n']} images), NLL {r['nll']:.4f}  [{label}]")
+    else:
+        from predict import format_result
+
+        for prediction in result["predictions"]:
+            print(format_result(prediction))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        result = run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the checkpoints written so far are intact; continue with --resume", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_text(result)
+    if result["mode"] == "pred" and any("error" in p for p in result["predictions"]):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Local reparameterisation (Kingma et al. 2015): sample the activations, not the weights.
+
+The pre-activation of a layer with Gaussian weights is Gaussian with
+mean op(x, mu_w, mu_b) and variance op(x^2, sigma_w^2, sigma_b^2), so one normal
+per output replaces one per weight, and the gradient has lower variance.
+"""
+import paddle
+import paddle.nn.functional as F
+
+from model.layers.base import BayesianConv2d, BayesianLinear
+
+VAR_EPS = 1e-16  # keeps sqrt differentiable where the variance is 0
+
+
+class LocalReparameterization:
+    def forward(self, x):
+        act_mu = self._op(x, self.weight_mu, self.bias_mu)
+        if not self.sample:
+            return act_mu
+        bias_var = None if self.bias_rho is None else F.softplus(self.bias_rho) ** 2
+        act_var = self._op(x * x, F.softplus(self.weight_rho) ** 2, bias_var)
+        return act_mu + paddle.sqrt(act_var + VAR_EPS) * paddle.randn(act_mu.shape, dtype=act_mu.dtype)
+
+
+class BBBLinear(LocalReparameterization, BayesianLinear):
+    pass
+
+
+class BBBConv2d(LocalReparameterization, BayesianConv2d):
+    pass
+
+
+__all__ = ["BBBLinear", "BBBConv2d"]

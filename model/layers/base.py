@@ -1,0 +1,121 @@
+"""What every Bayesian layer shares: the Gaussian posterior's parameters, the
+prior, the KL term and the weight noise. BBB and BBB_LRT differ only in forward().
+"""
+from __future__ import annotations
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from model.layers.priors import GaussianPrior, normal_log_prob
+
+
+class BayesianLayer(nn.Layer):
+    """q(w) = N(mu, softplus(rho)^2) for every weight and bias.
+
+    Subclasses say which operation the weights feed (`_op(x, weight, bias)`:
+    linear or conv2d) and how the layer samples (`forward`). `sample = False` makes the layer use the posterior means.
+    """
+
+    def __init__(self, weight_shape: list[int], bias_shape: list[int] | None, prior=None, mu_init=(0.0, 0.1), rho_init=(-5.0, 0.1)):
+        super().__init__()
+        self.prior = prior if prior is not None else GaussianPrior(0.0, 0.1)
+        self.sample = True
+        # Weights drawn by the last forward, kept for the Monte-Carlo KL of priors without a closed form.
+        self._drawn = None
+
+        def param(shape, init):
+            return self.create_parameter(shape, default_initializer=nn.initializer.Normal(init[0], init[1]))
+
+        self.weight_mu = param(weight_shape, mu_init)
+        self.weight_rho = param(weight_shape, rho_init)
+        if bias_shape is None:
+            self.bias_mu = self.bias_rho = None
+        else:
+            self.bias_mu = param(bias_shape, mu_init)
+            self.bias_rho = param(bias_shape, rho_init)
+
+    def _posteriors(self):
+        """(mu, sigma) pairs of the weight and, if any, the bias."""
+        yield self.weight_mu, F.softplus(self.weight_rho)
+        if self.bias_mu is not None:
+            yield self.bias_mu, F.softplus(self.bias_rho)
+
+    def draw_weights(self) -> tuple[paddle.Tensor, paddle.Tensor | None]:
+        """One sample w = mu + sigma * eps of the weight and bias."""
+        drawn = [mu + sigma * paddle.randn(mu.shape, dtype=mu.dtype) for mu, sigma in self._posteriors()]
+        if not self.prior.closed_form_kl:
+            self._drawn = drawn
+        return drawn[0], drawn[1] if len(drawn) > 1 else None
+
+    def kl_loss(self) -> paddle.Tensor:
+        """KL(q || p) summed over weights and biases: closed form, or log q(w) - log p(w) at a sample."""
+        if self.prior.closed_form_kl:
+            return sum(self.prior.kl(mu, sigma) for mu, sigma in self._posteriors())
+        drawn = self._drawn
+        if drawn is None:  # LRT draws no weights in forward; draw some for the estimate
+            self.draw_weights()
+            drawn = self._drawn
+        self._drawn = None
+        return sum(
+            (normal_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum()
+            for w, (mu, sigma) in zip(drawn, self._posteriors())
+        )
+
+
+class BayesianLinear(BayesianLayer):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, **posterior):
+        super().__init__([in_features, out_features], [out_features] if bias else None, **posterior)
+        self.in_features, self.out_features = in_features, out_features
+
+    def _op(self, x, weight, bias):
+        return F.linear(x, weight, bias)
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+class BayesianConv2d(BayesianLayer):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1, bias: bool = True, **posterior):
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"in_channels {in_channels} and out_channels {out_channels} must be divisible by groups {groups}")
+        kernel_size = _pair(kernel_size)
+        super().__init__([out_channels, in_channels // groups, *kernel_size], [out_channels] if bias else None, **posterior)
+        self.stride, self.padding, self.dilation, self.groups = _pair(stride), _pair(padding), _pair(dilation), groups
+
+    def _op(self, x, weight, bias):
+        return F.conv2d(x, weight, bias, stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+
+
+class FlattenLayer(nn.Layer):
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return paddle.flatten(x, start_axis=1)
+
+
+class ModuleWrapper(nn.Layer):
+    """Base of every net: runs its sublayers in the order they were set and
+    returns (logits, kl), the KL summed over all Bayesian sublayers."""
+
+    def forward(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
+        for layer in self.children():
+            x = layer(x)
+        return x, self.kl_loss()
+
+    def bayesian_layers(self) -> list[BayesianLayer]:
+        return [layer for layer in self.sublayers() if isinstance(layer, BayesianLayer)]
+
+    def kl_loss(self) -> paddle.Tensor:
+        layers = self.bayesian_layers()
+        if not layers:
+            return paddle.zeros([], dtype="float32")
+        return sum(layer.kl_loss() for layer in layers)
+
+    def set_sampling(self, sample: bool) -> None:
+        """True: Monte-Carlo (weights or activations sampled); False: posterior mean weights."""
+        for layer in self.bayesian_layers():
+            layer.sample = sample
+
+    @property
+    def is_bayesian(self) -> bool:
+        return bool(self.bayesian_layers())

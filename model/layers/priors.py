@@ -1,0 +1,66 @@
+"""Priors over weights: what the KL term of the ELBO measures against."""
+from __future__ import annotations
+
+import math
+
+import paddle
+
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def normal_log_prob(x: paddle.Tensor, mu, sigma) -> paddle.Tensor:
+    """Elementwise log N(x | mu, sigma^2); mu and sigma may be floats or tensors."""
+    log_sigma = paddle.log(sigma) if isinstance(sigma, paddle.Tensor) else math.log(sigma)
+    return -log_sigma - LOG_SQRT_2PI - (x - mu) ** 2 / (2 * sigma**2)
+
+
+class GaussianPrior:
+    """p(w) = N(mu, sigma^2): KL(q || p) has a closed form."""
+
+    closed_form_kl = True
+
+    def __init__(self, mu: float, sigma: float):
+        self.mu = mu
+        self.sigma = sigma
+
+    def log_prob(self, w: paddle.Tensor) -> paddle.Tensor:
+        return normal_log_prob(w, self.mu, self.sigma)
+
+    def kl(self, mu_q: paddle.Tensor, sigma_q: paddle.Tensor) -> paddle.Tensor:
+        """Sum over elements of KL(N(mu_q, sigma_q^2) || N(mu, sigma^2))."""
+        kl = (
+            math.log(self.sigma)
+            - paddle.log(sigma_q)
+            + (sigma_q**2 + (mu_q - self.mu) ** 2) / (2 * self.sigma**2)
+            - 0.5
+        )
+        return kl.sum()
+
+
+class ScaleMixturePrior:
+    """p(w) = pi N(0, sigma1^2) + (1 - pi) N(0, sigma2^2) (Blundell et al.): no closed-form KL."""
+
+    closed_form_kl = False
+
+    def __init__(self, pi: float, sigma1: float, sigma2: float):
+        self.pi = pi
+        self.sigma1 = sigma1
+        self.sigma2 = sigma2
+
+    def log_prob(self, w: paddle.Tensor) -> paddle.Tensor:
+        # log-sum-exp over the two components: finite for any w, however large or small.
+        log_pi = math.log(self.pi) if self.pi > 0 else -math.inf
+        log_1m_pi = math.log(1 - self.pi) if self.pi < 1 else -math.inf
+        parts = paddle.stack(
+            [
+                log_pi + normal_log_prob(w, 0.0, self.sigma1),
+                log_1m_pi + normal_log_prob(w, 0.0, self.sigma2),
+            ]
+        )
+        return paddle.logsumexp(parts, axis=0)
+
+
+def build_prior(prior_cfg) -> GaussianPrior | ScaleMixturePrior:
+    if prior_cfg.type == "gaussian":
+        return GaussianPrior(prior_cfg.mu, prior_cfg.sigma)
+    return ScaleMixturePrior(prior_cfg.pi, prior_cfg.sigma1, prior_cfg.sigma2)

@@ -1,0 +1,77 @@
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+import train as train_module
+from model.layers import BBB
+from model.layers.base import ModuleWrapper
+from train import make_optimizer, train
+from utils.errors import TrainingDiverged
+from utils.runtime import RunPaths
+
+
+def _metrics(history):
+    return {k: v for k, v in history.items() if k != "epoch_seconds"}
+
+
+def test_one_epoch_writes_checkpoints_logs_scalars_and_plots(small_cfg):
+    cfg = small_cfg("train.save_epochs=1")
+    summary = train(cfg)
+    paths = RunPaths(cfg)
+    assert summary["epochs"] == 1 and 0 <= summary["best_valid_acc"] <= 100
+    for path in (paths.best, paths.last, paths.periodic(1), paths.log_file):
+        assert os.path.isfile(path), path
+    assert os.listdir(paths.visualdl_dir)
+    assert sorted(os.listdir(paths.image_dir)) == ["acc.png", "error.png", "loss.png"]
+    log = open(paths.log_file).read()
+    for field in ("avg_reader_cost", "avg_batch_cost", "avg_ips", "valid loss", "kl"):
+        assert field in log
+
+
+def test_training_lowers_the_loss_and_a_fixed_seed_repeats_it(small_cfg, tmp_path):
+    cfg = small_cfg("train.num_epochs=3", "model.layer_type=lrt", "train.lr=0.003", "train.beta_type=0.01")
+    first = train(cfg)["history"]
+    assert first["train_loss"][-1] < first["train_loss"][0]
+    assert first["valid_acc"][-1] > 50
+    again = train(cfg)["history"]
+    assert _metrics(again) == _metrics(first)
+
+
+def test_resume_continues_at_the_next_epoch(small_cfg):
+    train(small_cfg("train.num_epochs=1"))
+    summary = train(small_cfg("train.num_epochs=3"), resume=True)
+    assert summary["history"]["epoch"] == [1, 2, 3]
+    lrs = summary["history"]["lr"]
+    assert lrs[1] == pytest.approx(lrs[0] * 0.99) and lrs[2] == pytest.approx(lrs[0] * 0.99**2)
+    assert "resumed from" in open(RunPaths(small_cfg()).log_file).read()
+
+
+def test_resume_without_a_last_state_is_an_error(small_cfg):
+    from utils.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        train(small_cfg(), resume=True)
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoints(small_cfg, monkeypatch):
+    cfg = small_cfg()
+    train(cfg)
+    paths = RunPaths(cfg)
+    saved = {p: open(p, "rb").read() for p in (paths.best, paths.last)}
+    monkeypatch.setattr(train_module, "elbo_loss", lambda *args: paddle.to_tensor(float("nan")))
+    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 2, batch 1"):
+        train(small_cfg("train.num_epochs=2"), resume=True)
+    assert {p: open(p, "rb").read() for p in saved} == saved
+
+
+def test_weight_decay_never_touches_rho():
+    net = ModuleWrapper()
+    net.fc = BBB.BBBLinear(4, 3)
+    rho_before, mu_before = net.fc.weight_rho.numpy().copy(), net.fc.weight_mu.numpy().copy()
+    optimizer = make_optimizer(net, 0.1, weight_decay=1.0)
+    (0.0 * sum(p.sum() for p in net.parameters())).backward()  # zero gradients: only the decay acts
+    optimizer.step()
+    np.testing.assert_array_equal(net.fc.weight_rho.numpy(), rho_before)
+    assert not np.allclose(net.fc.weight_mu.numpy(), mu_before)

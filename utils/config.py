@@ -1,0 +1,251 @@
+"""YAML -> validated Config object.
+
+conf/base.yaml defines every key and its default; other files name it with
+`_base_` and override a few keys; `-o a.b=value` overrides come last. The type of
+each default fixes the type a key accepts, and CHOICES / RANGES below add the
+allowed values, so a typo fails here, before any work starts.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+from typing import Any, Iterable
+
+import yaml
+
+from utils.errors import ConfigError
+
+BETA_TYPES = ("Blundell", "Standard", "Soenderby")
+
+CHOICES = {
+    "device": ("auto", "cpu", "gpu"),
+    "data.name": ("mnist", "fashion_mnist", "cifar10", "cifar100"),
+    "model.name": ("2fc", "lenet", "alexnet", "3conv3fc"),
+    "model.layer_type": ("bbb", "lrt", "freq"),
+    "model.activation": ("relu", "softplus"),
+    "model.prior.type": ("gaussian", "mixture"),
+}
+
+# (low, high, what): inclusive bounds; None = unbounded.
+RANGES = {
+    "data.input_size": (8, None),
+    "data.valid_size": (1e-9, None),
+    "data.num_workers": (0, None),
+    "model.hidden_units": (1, None),
+    "model.prior.sigma": (1e-12, None),
+    "model.prior.pi": (0.0, 1.0),
+    "model.prior.sigma1": (1e-12, None),
+    "model.prior.sigma2": (1e-12, None),
+    "train.num_epochs": (1, None),
+    "train.batch_size": (1, None),
+    "train.lr": (1e-12, None),
+    "train.lr_decay": (1e-12, 1.0),
+    "train.weight_decay": (0.0, None),
+    "train.train_ens": (1, None),
+    "train.valid_ens": (1, None),
+    "train.save_epochs": (1, None),
+    "train.visual_epochs": (1, None),
+    "eval.batch_size": (1, None),
+    "pred.samples": (1, None),
+    "pred.topk": (1, None),
+}
+
+# Keys whose default is null but that take a string when set.
+OPTIONAL_STR = ("data.root", "eval.weights")
+
+BASE_KEY = "_base_"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads 1e-3 as a float (YAML 1.1 wants 1.0e-3)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _yaml_load(text_or_stream: Any) -> Any:
+    return yaml.load(text_or_stream, Loader=_Loader)
+
+
+class Config(dict):
+    """A nested dict read as attributes: cfg.train.lr."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def get_path(self, dotted: str) -> Any:
+        node: Any = self
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+    def to_dict(self) -> dict:
+        return {k: v.to_dict() if isinstance(v, Config) else v for k, v in self.items()}
+
+
+def _to_config(tree: dict) -> Config:
+    return Config({k: _to_config(v) if isinstance(v, dict) else v for k, v in tree.items()})
+
+
+def _read_yaml(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path} (pass an existing file, e.g. conf/base.yaml)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = _yaml_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"malformed YAML in {path}{where}: {getattr(e, 'problem', e)} (fix the file's syntax)") from None
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys, not {type(tree).__name__}")
+    return tree
+
+
+def _load_with_bases(path: str, seen: tuple = ()) -> dict:
+    path = os.path.abspath(path)
+    if path in seen:
+        raise ConfigError(f"{path} inherits from itself through {BASE_KEY}")
+    tree = _read_yaml(path)
+    base_name = tree.pop(BASE_KEY, None)
+    if base_name is None:
+        return tree
+    base = _load_with_bases(os.path.join(os.path.dirname(path), base_name), seen + (path,))
+    return _merge(base, tree, path)
+
+
+def _merge(base: dict, update: dict, source: str, prefix: str = "") -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        dotted = prefix + key
+        if key not in merged:
+            _unknown_key(dotted, _flatten(base, prefix), source)
+        if isinstance(merged[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{dotted} in {source} must be a section of keys ({', '.join(merged[key])})")
+            merged[key] = _merge(merged[key], value, source, dotted + ".")
+        else:
+            merged[key] = value
+    return merged
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, prefix + key + "."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _unknown_key(dotted: str, known: Iterable[str], source: str) -> None:
+    close = difflib.get_close_matches(dotted, list(known), n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else "; see conf/base.yaml for the keys"
+    raise ConfigError(f"unknown config key '{dotted}' in {source}{hint}")
+
+
+def parse_overrides(overrides: Iterable[str]) -> dict:
+    """['train.lr=0.01', ...] -> nested dict, values parsed as YAML."""
+    tree: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like section.key=value")
+        dotted, raw = item.split("=", 1)
+        try:
+            value = _yaml_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"override {dotted}: cannot parse value '{raw}' as YAML") from None
+        node = tree
+        parts = dotted.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {dotted} conflicts with another override")
+        node[parts[-1]] = value
+    return tree
+
+
+def _check_value(dotted: str, value: Any, default: Any) -> None:
+    if dotted == "train.beta_type":
+        if isinstance(value, bool) or not (value in BETA_TYPES or isinstance(value, (int, float))):
+            raise ConfigError(f"{dotted} must be one of {', '.join(BETA_TYPES)} or a number, got {value!r}")
+        if isinstance(value, (int, float)) and value < 0:
+            raise ConfigError(f"{dotted} must be >= 0, got {value}")
+        return
+    if dotted == "data.valid_size":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{dotted} must be a count or a fraction below 1, got {value!r}")
+        if isinstance(value, float) and not value.is_integer() and not 0 < value < 1:
+            raise ConfigError(f"{dotted} must be a whole count or a fraction in (0, 1), got {value}")
+    elif dotted in OPTIONAL_STR:
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{dotted} must be a path or null, got {value!r}")
+        return
+    elif isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{dotted} must be true or false, got {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{dotted} must be an integer, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{dotted} must be a number, got {value!r}")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{dotted} must be a string, got {value!r}")
+    elif isinstance(default, list):
+        if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{dotted} must be a list of numbers, got {value!r}")
+    if dotted in CHOICES and value not in CHOICES[dotted]:
+        raise ConfigError(f"{dotted} must be one of {', '.join(CHOICES[dotted])}, got {value!r}")
+    if dotted in RANGES:
+        low, high = RANGES[dotted]
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"between {low} and {high}"
+            raise ConfigError(f"{dotted} must be {bounds}, got {value}")
+
+
+def _check_consistency(cfg: Config) -> None:
+    channels = len(cfg.data.mean)
+    if len(cfg.data.std) != channels:
+        raise ConfigError("data.mean and data.std must have one entry per channel and the same length")
+    if any(s <= 0 for s in cfg.data.std):
+        raise ConfigError("data.std entries must be > 0")
+    for key in ("mu_init", "rho_init"):
+        pair = cfg.model.posterior[key]
+        if len(pair) != 2 or pair[1] < 0:
+            raise ConfigError(f"model.posterior.{key} must be [mean, std] with std >= 0, got {pair}")
+    prior = cfg.model.prior
+    if prior.type == "mixture" and not prior.sigma2 < prior.sigma1:
+        raise ConfigError("model.prior.sigma2 must be smaller than model.prior.sigma1 for the scale mixture")
+
+
+def load_config(path: str, overrides: Iterable[str] = (), base_path: str | None = None) -> Config:
+    """Read `path` (following `_base_`), apply `-o` overrides, validate, return a Config.
+
+    Every key must exist in conf/base.yaml (or `base_path`), which holds all defaults.
+    """
+    if base_path is None:
+        base_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf", "base.yaml")
+    schema = _read_yaml(base_path)
+    schema.pop(BASE_KEY, None)
+    tree = _merge(schema, _load_with_bases(path), path)
+    tree = _merge(tree, parse_overrides(overrides), "the -o overrides")
+    defaults = _flatten(schema)
+    for dotted, value in _flatten(tree).items():
+        _check_value(dotted, value, defaults[dotted])
+    cfg = _to_config(tree)
+    _check_consistency(cfg)
+    return cfg
