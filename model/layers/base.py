@@ -21,8 +21,9 @@ class BayesianLayer(nn.Layer):
         super().__init__()
         self.prior = prior if prior is not None else GaussianPrior(0.0, 0.1)
         self.sample = True
-        # Weights drawn by the last forward, kept for the Monte-Carlo KL of priors without a closed form.
-        self._drawn = None
+        # What the last forward computed, reused by kl_loss() so that no pass over
+        # the weights is made twice: the (mu, sigma) pairs and the drawn weights.
+        self._posterior = self._drawn = None
 
         def param(shape, init):
             return self.create_parameter(shape, default_initializer=nn.initializer.Normal(init[0], init[1]))
@@ -35,32 +36,31 @@ class BayesianLayer(nn.Layer):
             self.bias_mu = param(bias_shape, mu_init)
             self.bias_rho = param(bias_shape, rho_init)
 
-    def _posteriors(self):
-        """(mu, sigma) pairs of the weight and, if any, the bias."""
-        yield self.weight_mu, F.softplus(self.weight_rho)
+    def posterior(self) -> list[tuple[paddle.Tensor, paddle.Tensor]]:
+        """[(mu, sigma)] of the weight and, if any, the bias; remembered for kl_loss()."""
+        pairs = [(self.weight_mu, F.softplus(self.weight_rho))]
         if self.bias_mu is not None:
-            yield self.bias_mu, F.softplus(self.bias_rho)
+            pairs.append((self.bias_mu, F.softplus(self.bias_rho)))
+        self._posterior = pairs
+        return pairs
 
-    def draw_weights(self) -> tuple[paddle.Tensor, paddle.Tensor | None]:
-        """One sample w = mu + sigma * eps of the weight and bias."""
-        drawn = [mu + sigma * paddle.randn(mu.shape, dtype=mu.dtype) for mu, sigma in self._posteriors()]
+    def draw_weights(self) -> list[paddle.Tensor]:
+        """One sample w = mu + sigma * eps of the weight and, if any, the bias."""
+        drawn = [mu + sigma * paddle.randn(mu.shape, dtype=mu.dtype) for mu, sigma in self.posterior()]
         if not self.prior.closed_form_kl:
             self._drawn = drawn
-        return drawn[0], drawn[1] if len(drawn) > 1 else None
+        return drawn
 
     def kl_loss(self) -> paddle.Tensor:
         """KL(q || p) summed over weights and biases: closed form, or log q(w) - log p(w) at a sample."""
-        if self.prior.closed_form_kl:
-            return sum(self.prior.kl(mu, sigma) for mu, sigma in self._posteriors())
+        pairs = self._posterior or self.posterior()
         drawn = self._drawn
+        self._posterior = self._drawn = None
+        if self.prior.closed_form_kl:
+            return sum(self.prior.kl(mu, sigma) for mu, sigma in pairs)
         if drawn is None:  # LRT draws no weights in forward; draw some for the estimate
-            self.draw_weights()
-            drawn = self._drawn
-        self._drawn = None
-        return sum(
-            (normal_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum()
-            for w, (mu, sigma) in zip(drawn, self._posteriors())
-        )
+            drawn = [mu + sigma * paddle.randn(mu.shape, dtype=mu.dtype) for mu, sigma in pairs]
+        return sum((normal_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum() for w, (mu, sigma) in zip(drawn, pairs))
 
 
 class BayesianLinear(BayesianLayer):

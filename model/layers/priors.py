@@ -11,7 +11,7 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 def normal_log_prob(x: paddle.Tensor, mu, sigma) -> paddle.Tensor:
     """Elementwise log N(x | mu, sigma^2); mu and sigma may be floats or tensors."""
     log_sigma = paddle.log(sigma) if isinstance(sigma, paddle.Tensor) else math.log(sigma)
-    return -log_sigma - LOG_SQRT_2PI - (x - mu) ** 2 / (2 * sigma**2)
+    return -log_sigma - LOG_SQRT_2PI - 0.5 * paddle.square((x - mu) / sigma)
 
 
 class GaussianPrior:
@@ -28,13 +28,11 @@ class GaussianPrior:
 
     def kl(self, mu_q: paddle.Tensor, sigma_q: paddle.Tensor) -> paddle.Tensor:
         """Sum over elements of KL(N(mu_q, sigma_q^2) || N(mu, sigma^2))."""
-        kl = (
-            math.log(self.sigma)
-            - paddle.log(sigma_q)
-            + (sigma_q**2 + (mu_q - self.mu) ** 2) / (2 * self.sigma**2)
-            - 0.5
-        )
-        return kl.sum()
+        # Summed term by term with the constants outside: fewer passes over millions of
+        # weights. paddle.square, not `** 2`: Paddle's pow kernel is ~20x slower on the CPU.
+        d = mu_q - self.mu if self.mu else mu_q
+        squares = (paddle.square(sigma_q) + paddle.square(d)).sum()
+        return mu_q.size * (math.log(self.sigma) - 0.5) - paddle.log(sigma_q).sum() + squares / (2 * self.sigma**2)
 
 
 class ScaleMixturePrior:

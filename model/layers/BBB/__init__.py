@@ -4,8 +4,10 @@ from model.layers.base import BayesianConv2d, BayesianLinear
 
 class WeightSampling:
     def forward(self, x):
-        weight, bias = self.draw_weights() if self.sample else (self.weight_mu, self.bias_mu)
-        return self._op(x, weight, bias)
+        if not self.sample:
+            return self._op(x, self.weight_mu, self.bias_mu)
+        drawn = self.draw_weights()
+        return self._op(x, drawn[0], drawn[1] if len(drawn) > 1 else None)
 
 
 class BBBLinear(WeightSampling, BayesianLinear):

@@ -5,7 +5,6 @@ mean op(x, mu_w, mu_b) and variance op(x^2, sigma_w^2, sigma_b^2), so one normal
 per output replaces one per weight, and the gradient has lower variance.
 """
 import paddle
-import paddle.nn.functional as F
 
 from model.layers.base import BayesianConv2d, BayesianLinear
 
@@ -17,8 +16,8 @@ class LocalReparameterization:
         act_mu = self._op(x, self.weight_mu, self.bias_mu)
         if not self.sample:
             return act_mu
-        bias_var = None if self.bias_rho is None else F.softplus(self.bias_rho) ** 2
-        act_var = self._op(x * x, F.softplus(self.weight_rho) ** 2, bias_var)
+        variances = [paddle.square(sigma) for _, sigma in self.posterior()]
+        act_var = self._op(x * x, variances[0], variances[1] if len(variances) > 1 else None)
         return act_mu + paddle.sqrt(act_var + VAR_EPS) * paddle.randn(act_mu.shape, dtype=act_mu.dtype)
 
 

@@ -1,0 +1,100 @@
+"""The command line end to end, as a user runs it, on the shipped fixtures."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES, REPO, small_overrides
+
+IMAGES = os.path.join(FIXTURES, "images")
+
+
+def run_cli(*args: str, tmp_path=None, overrides=None):
+    cmd = [sys.executable, os.path.join(REPO, "main.py"), *args]
+    for item in overrides if overrides is not None else small_overrides(tmp_path):
+        cmd += ["-o", item]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One epoch of training through the CLI; later tests eval and predict with it."""
+    tmp_path = tmp_path_factory.mktemp("cli")
+    done = run_cli("--mode", "train", "--json", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return tmp_path, json.loads(done.stdout)
+
+
+def test_train_prints_a_json_summary_and_writes_the_best_checkpoint(trained):
+    tmp_path, summary = trained
+    assert summary["mode"] == "train" and summary["epochs"] == 1
+    assert os.path.isfile(summary["best_checkpoint"]) and summary["best_checkpoint"].endswith("model_best_bbb.pdparams")
+
+
+def test_eval_scores_every_test_image_with_mc_and_mean_weights(trained):
+    tmp_path, _ = trained
+    done = run_cli("--mode", "eval", "--json", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for kind in ("mc", "mean"):
+        assert result[kind]["n"] == 200
+        assert 0 <= result[kind]["error"] <= 100 and result[kind]["nll"] > 0
+        assert result[kind]["error"] == pytest.approx(100 - result[kind]["acc"])
+    text = run_cli("--mode", "eval", tmp_path=tmp_path)
+    assert "test error" in text.stdout and "mean weights" in text.stdout
+
+
+def test_pred_classifies_files_and_folders_and_reports_bad_files(trained, tmp_path):
+    run_dir, _ = trained
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    done = run_cli("--mode", "pred", "--json", "--samples", "5", "--image", os.path.join(IMAGES, "mnist_0_7.png"), str(bad), IMAGES, tmp_path=run_dir)
+    assert done.returncode == 1  # one file failed, the others were predicted
+    predictions = json.loads(done.stdout)["predictions"]
+    good = [p for p in predictions if "error" not in p]
+    assert len(good) == 1 + len(os.listdir(IMAGES))
+    for p in good:
+        assert 0 <= p["class"] <= 9 and 0 < p["probability"] <= 1 and p["samples"] == 5
+        assert sum(p["probabilities"]) == pytest.approx(1, abs=1e-4)
+        assert len(p["top"]) == 3 and p["aleatoric"] >= 0 and p["epistemic"] >= 0
+    [failed] = [p for p in predictions if "error" in p]
+    assert "cannot read image" in failed["error"] and failed["path"] == str(bad)
+    assert "cannot read image" in done.stderr
+
+
+def _one_line_error(done, *fragments):
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_unknown_model_is_a_one_line_error(tmp_path):
+    done = run_cli("--mode", "train", tmp_path=tmp_path, overrides=small_overrides(tmp_path, "model.name=resnet"))
+    _one_line_error(done, "model.name must be one of 2fc, lenet, alexnet, 3conv3fc", "resnet")
+
+
+def test_malformed_yaml_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {num_epochs: 3\n")
+    _one_line_error(run_cli("--config", str(bad), "--mode", "train", tmp_path=tmp_path), "malformed YAML", "bad.yaml")
+
+
+def test_missing_data_is_a_one_line_error(tmp_path):
+    done = run_cli("--mode", "train", tmp_path=tmp_path, overrides=small_overrides(tmp_path, f"data.root={tmp_path}/nowhere"))
+    _one_line_error(done, "missing data file", "nowhere/train-images-idx3-ubyte.gz")
+
+
+def test_checkpoint_of_another_net_is_a_one_line_error(trained):
+    run_dir, _ = trained
+    done = run_cli("--mode", "eval", tmp_path=run_dir, overrides=small_overrides(run_dir, "model.hidden_units=16"))
+    _one_line_error(done, "does not match 2fc/bbb", "use the config it was trained with")
+
+
+def test_pred_without_images_is_a_one_line_error(trained):
+    run_dir, _ = trained
+    _one_line_error(run_cli("--mode", "pred", tmp_path=run_dir), "--mode pred needs --image")
