@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import paddle
 
+from model.layers import noise
 from utils.errors import ConfigError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -28,6 +29,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)  # paddle.io's shuffling draws from numpy
     paddle.seed(seed)
+    noise.seed(seed)  # the Bayesian layers' CPU noise stream
 
 
 def setup_logging(log_file: str | None = None) -> logging.Logger:

@@ -7,6 +7,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from model.layers.noise import standard_normal_like
 from model.layers.priors import GaussianPrior, normal_log_prob
 
 
@@ -46,7 +47,7 @@ class BayesianLayer(nn.Layer):
 
     def draw_weights(self) -> list[paddle.Tensor]:
         """One sample w = mu + sigma * eps of the weight and, if any, the bias."""
-        drawn = [mu + sigma * paddle.randn(mu.shape, dtype=mu.dtype) for mu, sigma in self.posterior()]
+        drawn = [mu + sigma * standard_normal_like(mu) for mu, sigma in self.posterior()]
         if not self.prior.closed_form_kl:
             self._drawn = drawn
         return drawn
@@ -59,7 +60,7 @@ class BayesianLayer(nn.Layer):
         if self.prior.closed_form_kl:
             return sum(self.prior.kl(mu, sigma) for mu, sigma in pairs)
         if drawn is None:  # LRT draws no weights in forward; draw some for the estimate
-            drawn = [mu + sigma * paddle.randn(mu.shape, dtype=mu.dtype) for mu, sigma in pairs]
+            drawn = [mu + sigma * standard_normal_like(mu) for mu, sigma in pairs]
         return sum((normal_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum() for w, (mu, sigma) in zip(drawn, pairs))
 
 

@@ -7,6 +7,7 @@ per output replaces one per weight, and the gradient has lower variance.
 import paddle
 
 from model.layers.base import BayesianConv2d, BayesianLinear
+from model.layers.noise import standard_normal_like
 
 VAR_EPS = 1e-16  # keeps sqrt differentiable where the variance is 0
 
@@ -18,7 +19,7 @@ class LocalReparameterization:
             return act_mu
         variances = [paddle.square(sigma) for _, sigma in self.posterior()]
         act_var = self._op(x * x, variances[0], variances[1] if len(variances) > 1 else None)
-        return act_mu + paddle.sqrt(act_var + VAR_EPS) * paddle.randn(act_mu.shape, dtype=act_mu.dtype)
+        return act_mu + paddle.sqrt(act_var + VAR_EPS) * standard_normal_like(act_mu)
 
 
 class BBBLinear(LocalReparameterization, BayesianLinear):

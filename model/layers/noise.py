@@ -1,0 +1,51 @@
+"""Standard normal noise for the Bayesian layers.
+
+On the CPU, Paddle's randn is the most expensive part of a BBB training step
+(one normal per weight: about 35 ms of a 2.4-million-weight step here). NumPy
+draws the same exact N(0, 1) float32 normals on a background thread, one call
+ahead, so the drawing overlaps the step's own work on another core. On a GPU
+paddle.randn is fast and used as it is.
+
+The draws come from one NumPy generator, seeded by `seed()`, consumed in the
+order the layers ask, so a fixed seed reproduces them.
+"""
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import paddle
+
+
+class HostNormalStream:
+    """N(0, 1) float32 arrays drawn by NumPy on one worker thread, a draw ahead per shape."""
+
+    def __init__(self, seed: int):
+        self._rng = np.random.default_rng(seed)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bbb-noise")
+        self._ahead: dict[tuple, Future] = {}
+
+    def _submit(self, shape: tuple) -> Future:
+        return self._worker.submit(self._rng.standard_normal, shape, dtype=np.float32)
+
+    def draw(self, shape: tuple) -> np.ndarray:
+        # Every draw goes through the single worker, in call order: reproducible.
+        ahead = self._ahead.pop(shape, None) or self._submit(shape)
+        self._ahead[shape] = self._submit(shape)
+        return ahead.result()
+
+
+_stream: HostNormalStream | None = None
+
+
+def seed(value: int) -> None:
+    """Restart the CPU noise stream from `value` (paddle.seed covers the GPU path)."""
+    global _stream
+    _stream = HostNormalStream(value)
+
+
+def standard_normal_like(x: paddle.Tensor) -> paddle.Tensor:
+    """Independent N(0, 1) draws of x's shape and dtype."""
+    if _stream is None or x.dtype != paddle.float32 or not paddle.get_device().startswith("cpu"):
+        return paddle.randn(x.shape, dtype=x.dtype)
+    return paddle.to_tensor(_stream.draw(tuple(int(s) for s in x.shape)))
