@@ -1,6 +1,6 @@
 # make train: set up .venv and train with conf/base.yaml (MNIST, 2fc-1200 BBB).
 # make test:  set up .venv and run the test suite on the shipped fixtures.
-# DATA_DIR:   a folder with mnist/ (and fashion-mnist/) holding the official files;
+# DATA_DIR:   a folder with mnist/ (and fashion-mnist/, notmnist/) holding MNIST-format files;
 #             they are copied into Paddle's cache, where the loaders look by default.
 
 PYTHON ?= python3
@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt
 
 data:
 ifneq ($(strip $(DATA_DIR)),)
-	@for set in mnist fashion-mnist; do \
+	@for set in mnist fashion-mnist notmnist; do \
 	  if [ -d "$(DATA_DIR)/$$set" ]; then \
 	    mkdir -p "$(PADDLE_CACHE)/$$set"; \
 	    for f in "$(DATA_DIR)/$$set"/*-ubyte.gz; do \

@@ -1,10 +1,15 @@
 """Score a trained net on the whole test set: per-sample error and NLL, with a
-Monte-Carlo ensemble and with the posterior mean weights.
+Monte-Carlo ensemble and with the posterior mean weights, and how well its
+confidence is calibrated (ECE, Brier score, reliability diagram).
 
-    python main.py --config conf/base.yaml --mode eval [--weights PATH] [--json]
+    python main.py --config conf/base.yaml --mode eval [--weights PATH] [--plot] [--json]
 """
 from __future__ import annotations
 
+import math
+import os
+
+import numpy as np
 import paddle
 import paddle.nn.functional as F
 
@@ -12,17 +17,36 @@ from data import build_test_loader
 from model.elbo import mc_log_probs
 from model.nets import build_net
 from utils.checkpoint import load_weights
+from utils.metrics import brier_score, expected_calibration_error, reliability_bins
 from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
 
 
+def calibration(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict:
+    """ECE in percent (like the error), Brier score, and the reliability bins
+    (null where a bin is empty) of predictive probabilities [N, C]."""
+    confidence, hits = probs.max(axis=-1), probs.argmax(axis=-1) == labels
+    table = reliability_bins(confidence, hits, bins)
+
+    def listed(values):
+        return [None if math.isnan(v) else float(v) for v in values]
+
+    return {
+        "ece": 100.0 * expected_calibration_error(confidence, hits, bins),
+        "brier": brier_score(probs, labels),
+        "reliability": {"confidence": listed(table["confidence"]), "accuracy": listed(table["accuracy"]), "count": [int(c) for c in table["count"]]},
+    }
+
+
 @paddle.no_grad()
-def score(model, loader, samples: int, num_train: int | None = None) -> dict:
+def score(model, loader, samples: int, num_train: int | None = None, calibration_bins: int | None = None) -> dict:
     """Accuracy and error counted per sample over the whole loader, mean NLL,
-    KL, and (given num_train) the negative ELBO per training sample."""
+    KL, (given num_train) the negative ELBO per training sample, and (given
+    calibration_bins) the calibration figures of calibration()."""
     model.eval()
     n = correct = 0
     nll_sum = kl_sum = 0.0
     batches = 0
+    kept_probs, kept_labels = [], []
     for images, labels in loader:
         log_probs, kl = mc_log_probs(model, images, samples)
         nll_sum += float(F.nll_loss(log_probs, labels, reduction="sum"))
@@ -30,14 +54,20 @@ def score(model, loader, samples: int, num_train: int | None = None) -> dict:
         n += labels.shape[0]
         kl_sum += float(kl)
         batches += 1
+        if calibration_bins:  # validation during training skips this
+            kept_probs.append(paddle.exp(log_probs).numpy())
+            kept_labels.append(labels.numpy())
     result = {"n": n, "acc": 100.0 * correct / n, "error": 100.0 * (n - correct) / n, "nll": nll_sum / n, "kl": kl_sum / max(batches, 1)}
     if num_train:
         result["loss"] = result["nll"] + result["kl"] / num_train
+    if calibration_bins:
+        result.update(calibration(np.concatenate(kept_probs), np.concatenate(kept_labels), calibration_bins))
     return result
 
 
-def evaluate(cfg, weights: str | None = None) -> dict:
-    """Load a checkpoint (weights, else eval.weights, else the run's best) and score the test set."""
+def evaluate(cfg, weights: str | None = None, plot: bool = False) -> dict:
+    """Load a checkpoint (weights, else eval.weights, else the run's best) and score
+    the test set; with plot, draw the reliability diagram (<image_dir>/reliability.png)."""
     set_device(cfg.device)
     seed_everything(cfg.seed)
     logger = setup_logging()
@@ -46,13 +76,24 @@ def evaluate(cfg, weights: str | None = None) -> dict:
     load_weights(model, path, what=f"{cfg.model.name}/{cfg.model.layer_type}")
     loader = build_test_loader(cfg)
     results = {"weights": path, "model": cfg.model.name, "layer_type": cfg.model.layer_type, "dataset": cfg.data.name}
+    bins = cfg.eval.calibration_bins
     if model.is_bayesian:
         model.set_sampling(True)
-        results["mc"] = dict(score(model, loader, cfg.train.valid_ens), samples=cfg.train.valid_ens)
+        results["mc"] = dict(score(model, loader, cfg.train.valid_ens, calibration_bins=bins), samples=cfg.train.valid_ens)
         model.set_sampling(False)
-    results["mean"] = score(model, loader, 1)
+    results["mean"] = score(model, loader, 1, calibration_bins=bins)
     for kind in ("mc", "mean"):
         if kind in results:
             r = results[kind]
-            logger.info("test %-4s: error %.2f%% (%d of %d), NLL %.4f", kind, r["error"], round(r["error"] * r["n"] / 100), r["n"], r["nll"])
+            logger.info(
+                "test %-4s: error %.2f%% (%d of %d), NLL %.4f, ECE %.2f%%, Brier %.4f",
+                kind, r["error"], round(r["error"] * r["n"] / 100), r["n"], r["nll"], r["ece"], r["brier"],
+            )
+    if plot:
+        from utils.plots import plot_reliability  # matplotlib only when asked for
+
+        labels = {"mc": f"Monte-Carlo ({cfg.train.valid_ens} samples)", "mean": "mean weights" if model.is_bayesian else "deterministic"}
+        path = os.path.join(cfg.output.image_dir, "reliability.png")
+        results["plot"] = plot_reliability(path, {labels[k]: results[k] for k in ("mc", "mean") if k in results}, bins)
+        logger.info("reliability diagram: %s", path)
     return results

@@ -1,6 +1,6 @@
 """Command line of bbb-paddle: one config, one mode.
 
-    python main.py --config conf/base.yaml --mode train|eval|pred [-o section.key=value ...]
+    python main.py --config conf/base.yaml --mode train|eval|pred|ood [-o section.key=value ...]
 """
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from utils.errors import UserError
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Bayes by Backprop and Bayesian CNNs in PaddlePaddle")
     parser.add_argument("--config", default="conf/base.yaml", help="YAML file in conf/ (default: conf/base.yaml)")
-    parser.add_argument("--mode", choices=("train", "eval", "pred"), required=True)
+    parser.add_argument("--mode", choices=("train", "eval", "pred", "ood"), required=True)
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="change one config key, e.g. -o train.num_epochs=3 (repeatable)")
-    parser.add_argument("--weights", help="checkpoint for eval/pred (default: eval.weights, else the run's best)")
+    parser.add_argument("--weights", help="checkpoint for eval/pred/ood (default: eval.weights, else the run's best)")
     parser.add_argument("--resume", action="store_true", help="train: continue from the run's last-state checkpoint")
-    parser.add_argument("--image", nargs="+", default=[], help="pred: image files or folders")
-    parser.add_argument("--samples", type=int, help="pred: Monte-Carlo passes per image (default: pred.samples)")
+    parser.add_argument("--image", nargs="+", default=[], help="pred: image files or folders; ood: extra folders of OOD images")
+    parser.add_argument("--samples", type=int, help="pred/ood: Monte-Carlo passes per image (default: pred.samples / ood.samples)")
+    parser.add_argument("--plot", action="store_true", help="pred: one PNG per image; eval: reliability diagram (ood always draws its histograms)")
+    parser.add_argument("--reject-threshold", type=float, metavar="T", help="pred: answer 'uncertain' when pred.reject_score is above T (default: pred.reject_threshold)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     return parser.parse_args(argv)
 
@@ -35,14 +37,21 @@ def run(args: argparse.Namespace) -> dict:
     if args.mode == "eval":
         from eval import evaluate
 
-        return {"mode": "eval", **evaluate(cfg, weights=args.weights)}
-    if not args.image:
-        raise UserError("--mode pred needs --image FILE [FILE | FOLDER ...]")
+        return {"mode": "eval", **evaluate(cfg, weights=args.weights, plot=args.plot)}
     if args.samples is not None and args.samples < 1:
         raise UserError(f"--samples must be >= 1, got {args.samples}")
+    if args.mode == "ood":
+        from ood import run_ood
+
+        return {"mode": "ood", **run_ood(cfg, weights=args.weights, samples=args.samples, image_folders=args.image)}
+    if not args.image:
+        raise UserError("--mode pred needs --image FILE [FILE | FOLDER ...]")
+    if args.reject_threshold is not None and not args.reject_threshold >= 0:
+        raise UserError(f"--reject-threshold must be >= 0, got {args.reject_threshold}")
     from predict import predict
 
-    return {"mode": "pred", "predictions": predict(cfg, args.image, samples=args.samples, weights=args.weights)}
+    predictions = predict(cfg, args.image, samples=args.samples, weights=args.weights, plot=args.plot, reject_threshold=args.reject_threshold)
+    return {"mode": "pred", "predictions": predictions}
 
 
 def print_text(result: dict) -> None:
@@ -52,7 +61,13 @@ def print_text(result: dict) -> None:
         for kind, label in (("mc", f"Monte-Carlo ({result.get('mc', {}).get('samples')} samples)"), ("mean", "mean weights")):
             if kind in result:
                 r = result[kind]
-                print(f"test error {r['error']:.2f}% ({r['n']} images), NLL {r['nll']:.4f}  [{label}]")
+                print(f"test error {r['error']:.2f}% ({r['n']} images), NLL {r['nll']:.4f}, ECE {r['ece']:.2f}%, Brier {r['brier']:.4f}  [{label}]")
+        if "plot" in result:
+            print(f"reliability diagram: {result['plot']}")
+    elif result["mode"] == "ood":
+        from ood import format_table
+
+        print(format_table(result))
     else:
         from predict import format_result
 

@@ -1,42 +1,83 @@
 """Classify image files and say how sure the net is.
 
-    python main.py --config conf/base.yaml --mode pred --image a.png [b.png | folder ...] [--samples N] [--json]
+    python main.py --config conf/base.yaml --mode pred --image a.png [b.png | folder ...]
+        [--samples N] [--plot] [--reject-threshold T] [--json]
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import paddle
 
 from data import load_image
 from data.datasets import expand_image_paths
-from model.elbo import mc_probs
 from model.nets import build_net
 from utils.checkpoint import load_weights
 from utils.errors import ImageError
+from utils.mc import mc_logits
 from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
-from utils.uncertainty import entropy, mutual_information, softmax_uncertainty
+from utils.uncertainty import decompose, entropy, mutual_information, pass_probabilities, uncertainty_scores
 
 
-def describe(probs: np.ndarray, topk: int) -> dict:
-    """Summary of one image's passes: probs [T, C]."""
+def describe(logits: np.ndarray, topk: int) -> dict:
+    """Summary of one image's passes: logits [T, C].
+
+    'aleatoric' and 'epistemic' are the softmax method's sums; 'uncertainty' holds
+    both methods' per-class vectors and sums; 'votes' counts the passes won by each class."""
+    probs = pass_probabilities(logits, "softmax")
     p_bar = probs.mean(axis=0)
-    aleatoric, epistemic = softmax_uncertainty(probs)
+    parts = decompose(logits)
     order = np.argsort(-p_bar)[:topk]
     return {
         "class": int(order[0]),
         "probability": float(p_bar[order[0]]),
         "top": [{"class": int(c), "probability": float(p_bar[c])} for c in order],
         "probabilities": [float(p) for p in p_bar],
-        "aleatoric": float(aleatoric.sum()),
-        "epistemic": float(epistemic.sum()),
+        "aleatoric": float(parts["softmax"]["aleatoric_sum"]),
+        "epistemic": float(parts["softmax"]["epistemic_sum"]),
         "entropy": float(entropy(p_bar)),
         "mutual_information": float(mutual_information(probs)),
+        "uncertainty": {
+            method: {
+                "aleatoric": [float(v) for v in part["aleatoric"]],
+                "epistemic": [float(v) for v in part["epistemic"]],
+                "aleatoric_sum": float(part["aleatoric_sum"]),
+                "epistemic_sum": float(part["epistemic_sum"]),
+            }
+            for method, part in parts.items()
+        },
+        "votes": [int(v) for v in np.bincount(probs.argmax(axis=-1), minlength=probs.shape[-1])],
     }
 
 
+def judge(result: dict, logits: np.ndarray, score: str, threshold: float | None) -> dict:
+    """Mark a description 'uncertain' when its score is above threshold (never when threshold is None)."""
+    if threshold is None:
+        return dict(result, uncertain=False)
+    value = float(uncertainty_scores(logits[:, None, :])[score][0])
+    return dict(result, uncertain=value > threshold, reject={"score": score, "value": value, "threshold": threshold})
+
+
+def _plot_path(image_dir: str, image_path: str, taken: set) -> str:
+    """<image_dir>/pred_<file stem>.png, numbered when two inputs share a stem."""
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    path, n = os.path.join(image_dir, f"pred_{stem}.png"), 1
+    while path in taken:
+        n += 1
+        path = os.path.join(image_dir, f"pred_{stem}_{n}.png")
+    taken.add(path)
+    return path
+
+
 @paddle.no_grad()
-def predict(cfg, images: list[str], samples: int | None = None, weights: str | None = None) -> list[dict]:
-    """One result per image file; an unreadable file gives {'path', 'error'} and the rest go on."""
+def predict(
+    cfg, images: list[str], samples: int | None = None, weights: str | None = None, plot: bool = False, reject_threshold: float | None = None
+) -> list[dict]:
+    """One result per image file; an unreadable file gives {'path', 'error'} and the rest go on.
+
+    reject_threshold (else pred.reject_threshold) marks results whose pred.reject_score is
+    above it as 'uncertain'; plot draws <image_dir>/pred_<name>.png per image."""
     set_device(cfg.device)
     seed_everything(cfg.seed)
     logger = setup_logging()
@@ -47,6 +88,8 @@ def predict(cfg, images: list[str], samples: int | None = None, weights: str | N
     model.eval()
     if not model.is_bayesian:
         samples = 1  # a deterministic net gives the same answer every pass
+    threshold = reject_threshold if reject_threshold is not None else cfg.pred.reject_threshold
+    plotted: set = set()
     results = []
     for image_path in expand_image_paths(images):
         try:
@@ -55,8 +98,15 @@ def predict(cfg, images: list[str], samples: int | None = None, weights: str | N
             logger.error("%s", e)
             results.append({"path": image_path, "error": str(e)})
             continue
-        probs = mc_probs(model, x, samples)[:, 0, :].numpy()
-        results.append({"path": image_path, "samples": samples, **describe(probs, cfg.pred.topk)})
+        logits = mc_logits(model, x, samples)[:, 0, :].numpy()
+        result = judge({"path": image_path, "samples": samples, **describe(logits, cfg.pred.topk)}, logits, cfg.pred.reject_score, threshold)
+        if plot:
+            from utils.plots import plot_prediction  # matplotlib only when asked for
+
+            verdict = "uncertain" if result["uncertain"] else f"class {result['class']}"
+            title = f"{os.path.basename(image_path)}: {verdict} (p = {result['probability']:.3f}, entropy {result['entropy']:.3f}, MI {result['mutual_information']:.3f})"
+            result["plot"] = plot_prediction(_plot_path(cfg.output.image_dir, image_path, plotted), x.numpy()[0], pass_probabilities(logits, "softmax"), title)
+        results.append(result)
     return results
 
 
@@ -64,8 +114,16 @@ def format_result(result: dict) -> str:
     if "error" in result:
         return f"{result['path']}: error: {result['error']}"
     top = ", ".join(f"{t['class']} ({t['probability']:.3f})" for t in result["top"])
+    if result.get("uncertain"):
+        r = result["reject"]
+        verdict = f"uncertain ({r['score']} {r['value']:.4f} > {r['threshold']:g}); best guess {result['class']} with probability {result['probability']:.3f}"
+    else:
+        verdict = f"class {result['class']} with probability {result['probability']:.3f}"
+    normalized = result["uncertainty"]["normalized"]
     return (
-        f"{result['path']}: class {result['class']} with probability {result['probability']:.3f}; top: {top}; "
-        f"aleatoric {result['aleatoric']:.4f}, epistemic {result['epistemic']:.4f}, entropy {result['entropy']:.4f} "
-        f"({result['samples']} passes)"
+        f"{result['path']}: {verdict}; top: {top}; "
+        f"aleatoric {result['aleatoric']:.4f}, epistemic {result['epistemic']:.4f} (softmax), "
+        f"{normalized['aleatoric_sum']:.4f}, {normalized['epistemic_sum']:.4f} (normalized); "
+        f"entropy {result['entropy']:.4f}, mutual information {result['mutual_information']:.4f} "
+        f"({result['samples']} {'pass' if result['samples'] == 1 else 'passes'})"
     )

@@ -49,13 +49,15 @@ def paddle_cache_dir(info: DatasetInfo) -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "paddle", "dataset", info.cache_folder)
 
 
-def _open_dataset(data_cfg, mode: str) -> Dataset:
-    """The raw dataset (PIL images, no transform) for mode 'train' or 'test'."""
+def _open_dataset(data_cfg, mode: str, root: str | None = None) -> Dataset:
+    """The raw dataset (PIL images, no transform) for mode 'train' or 'test',
+    from `root`, else data.root, else Paddle's cache."""
     info = dataset_info(data_cfg.name)
-    folder = data_cfg.root or paddle_cache_dir(info)
+    root = root or data_cfg.root
+    folder = root or paddle_cache_dir(info)
     paths = [os.path.join(folder, f) for f in info.files[mode]]
     missing = [p for p in paths if not os.path.isfile(p)]
-    may_download = missing and data_cfg.root is None and data_cfg.download
+    may_download = missing and root is None and data_cfg.download
     if missing and not may_download:
         raise DataError(
             f"missing data file(s) {', '.join(missing)}: put the official {data_cfg.name} files there "
@@ -122,7 +124,7 @@ def build_train_valid_loaders(cfg) -> tuple[DataLoader, DataLoader]:
 
 
 def build_test_loader(cfg) -> DataLoader:
-    raw = _open_dataset(cfg.data, "test")
+    raw = _open_dataset(cfg.data, "test", root=cfg.eval.data_root)
     test_set = TransformedSubset(raw, np.arange(len(raw)), build_transform(cfg.data, train=False))
     return DataLoader(test_set, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
 

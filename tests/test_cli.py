@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import FIXTURES, REPO, small_overrides
@@ -63,6 +64,38 @@ def test_pred_classifies_files_and_folders_and_reports_bad_files(trained, tmp_pa
     [failed] = [p for p in predictions if "error" in p]
     assert "cannot read image" in failed["error"] and failed["path"] == str(bad)
     assert "cannot read image" in done.stderr
+
+
+def test_eval_reports_calibration_and_draws_a_reliability_diagram(trained):
+    tmp_path, _ = trained
+    done = run_cli("--mode", "eval", "--plot", "--json", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for kind in ("mc", "mean"):
+        r = result[kind]
+        assert 0 <= r["ece"] <= 100 and 0 <= r["brier"] <= 2  # ECE in percent, like the error
+        assert len(r["reliability"]["count"]) == 15 and sum(r["reliability"]["count"]) == 200
+    assert result["plot"] == str(tmp_path / "image" / "reliability.png") and os.path.getsize(result["plot"]) > 0
+
+
+def test_pred_plots_each_image_and_answers_uncertain_above_the_threshold(trained):
+    run_dir, _ = trained
+    done = run_cli("--mode", "pred", "--json", "--plot", "--samples", "3", "--reject-threshold", "0", "--image", IMAGES, tmp_path=run_dir)
+    assert done.returncode == 0, done.stderr
+    for p in json.loads(done.stdout)["predictions"]:
+        assert p["uncertain"] and p["reject"]["score"] == "entropy" and p["reject"]["value"] == pytest.approx(p["entropy"])
+        assert os.path.getsize(p["plot"]) > 0 and os.path.dirname(p["plot"]) == str(run_dir / "image")
+        assert sum(p["votes"]) == 3
+        p_bar = np.array(p["probabilities"])
+        for method in ("softmax", "normalized"):
+            u = p["uncertainty"][method]
+            assert len(u["aleatoric"]) == len(u["epistemic"]) == 10
+            assert u["aleatoric_sum"] == pytest.approx(sum(u["aleatoric"]), abs=1e-9)
+        softmax = p["uncertainty"]["softmax"]
+        assert softmax["aleatoric_sum"] + softmax["epistemic_sum"] == pytest.approx(1 - (p_bar**2).sum(), abs=1e-6)
+        assert softmax["aleatoric_sum"] == p["aleatoric"] and softmax["epistemic_sum"] == p["epistemic"]
+    text = run_cli("--mode", "pred", "--image", IMAGES, tmp_path=run_dir, overrides=small_overrides(run_dir, "pred.reject_threshold=0"))
+    assert text.stdout.count("uncertain (entropy") == len(os.listdir(IMAGES))
 
 
 def _one_line_error(done, *fragments):

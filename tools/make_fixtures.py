@@ -207,6 +207,10 @@ def main() -> None:
     write_cifar10(out / "cifar" / "cifar-10-python.tar.gz", rng)
     write_cifar100(out / "cifar" / "cifar-100-python.tar.gz", rng)
     write_pngs(shared, out / "images")
+    # The whole official MNIST test set (1.6 MB) as it is, so that the shipped
+    # checkpoints can be scored on all 10,000 images on a clean clone.
+    for name in IDX_NAMES[2:]:
+        write_file(out / "mnist-test" / name, (shared / "mnist" / name).read_bytes())
     print(f"fixtures written to {out}")
 
 

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import yaml
 
 from utils.errors import ConfigError
+from utils.uncertainty import CONFIDENCE_SCORES, SCORE_NAMES
 
 BETA_TYPES = ("Blundell", "Standard", "Soenderby")
 
@@ -26,6 +27,12 @@ CHOICES = {
     "model.layer_type": ("bbb", "lrt", "freq"),
     "model.activation": ("relu", "softplus"),
     "model.prior.type": ("gaussian", "mixture"),
+    "pred.reject_score": tuple(n for n in SCORE_NAMES if n not in CONFIDENCE_SCORES),  # "above T" = less sure
+}
+
+# List keys whose entries must come from a fixed set.
+LIST_CHOICES = {
+    "ood.sets": ("notmnist", "fashion_mnist"),
 }
 
 # (low, high, what): inclusive bounds; None = unbounded.
@@ -50,10 +57,17 @@ RANGES = {
     "eval.batch_size": (1, None),
     "pred.samples": (1, None),
     "pred.topk": (1, None),
+    "pred.reject_threshold": (0.0, None),
+    "eval.calibration_bins": (1, None),
+    "ood.samples": (1, None),
+    "ood.batch_size": (1, None),
 }
 
 # Keys whose default is null but that take a string when set.
-OPTIONAL_STR = ("data.root", "eval.weights")
+OPTIONAL_STR = ("data.root", "eval.weights", "eval.data_root", "ood.notmnist_root", "ood.fashion_root", "ood.freq_weights")
+
+# Keys whose default is null but that take a number when set.
+OPTIONAL_NUMBER = ("pred.reject_threshold",)
 
 BASE_KEY = "_base_"
 
@@ -193,6 +207,16 @@ def _check_value(dotted: str, value: Any, default: Any) -> None:
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{dotted} must be a path or null, got {value!r}")
         return
+    elif dotted in LIST_CHOICES:
+        allowed = LIST_CHOICES[dotted]
+        if not isinstance(value, list) or any(v not in allowed for v in value):
+            raise ConfigError(f"{dotted} must be a list of names from {', '.join(allowed)}, got {value!r}")
+        return
+    elif dotted in OPTIONAL_NUMBER:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{dotted} must be a number or null, got {value!r}")
     elif isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{dotted} must be true or false, got {value!r}")

@@ -1,12 +1,16 @@
-"""Learning curves as PNG files."""
+"""Learning curves, reliability diagrams, per-image predictions and OOD score
+histograms as PNG files, each written to a temporary file and renamed into place."""
 from __future__ import annotations
 
 import os
+
+import numpy as np
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _plot(path: str, epochs, series: dict, ylabel: str) -> None:
@@ -17,11 +21,18 @@ def _plot(path: str, epochs, series: dict, ylabel: str) -> None:
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
+    _save(fig, path)
+
+
+def _save(fig, path: str) -> str:
+    """Write the figure atomically: a reader never sees a half-written PNG."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fig.tight_layout()
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, path)
+    return path
 
 
 def plot_history(history: dict, image_dir: str) -> list[str]:
@@ -33,3 +44,81 @@ def plot_history(history: dict, image_dir: str) -> list[str]:
     _plot(paths[1], epochs, {"train": [100 - a for a in history["train_acc"]], "valid": [100 - a for a in history["valid_acc"]]}, "error (%)")
     _plot(paths[2], epochs, {"train": history["train_loss"], "valid": history["valid_loss"]}, "negative ELBO per sample")
     return paths
+
+
+def plot_reliability(path: str, results: dict, bins: int) -> str:
+    """One reliability diagram per entry of results ({label: eval result with
+    'reliability', 'ece'}): accuracy per confidence bin against the diagonal."""
+    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 4.5), squeeze=False)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    width = edges[1] - edges[0]
+    for ax, (label, result) in zip(axes[0], results.items()):
+        table = result["reliability"]
+        accuracy = np.array([np.nan if a is None else a for a in table["accuracy"]])
+        confidence = np.array([np.nan if c is None else c for c in table["confidence"]])
+        filled = ~np.isnan(accuracy)
+        ax.bar(edges[:-1][filled], accuracy[filled], width=width, align="edge", edgecolor="black", label="accuracy")
+        # the gap between each bin's mean confidence and its accuracy: what the ECE sums
+        ax.bar(edges[:-1][filled], (confidence - accuracy)[filled], bottom=accuracy[filled], width=width, align="edge",
+               color="red", alpha=0.3, edgecolor="red", label="gap to confidence")
+        ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (max probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{label}: ECE {result['ece']:.2f}%")
+        ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_prediction(path: str, image: np.ndarray, probs: np.ndarray, title: str) -> str:
+    """The input image [C, H, W], the mean class probabilities over the passes
+    probs [T, C] with their spread (std and min-max), and how often each class won."""
+    fig, (ax_img, ax_prob, ax_votes) = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1, 1.6, 1.6]})
+    shown = image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))
+    if shown.ndim == 3:  # colour: stretch to [0, 1] for display
+        shown = (shown - shown.min()) / max(float(shown.max() - shown.min()), 1e-12)
+    ax_img.imshow(shown, cmap="gray" if shown.ndim == 2 else None)
+    ax_img.set_axis_off()
+    ax_img.set_title("input")
+    classes = np.arange(probs.shape[1])
+    mean = probs.mean(axis=0)
+    ax_prob.bar(classes, mean, yerr=probs.std(axis=0), capsize=3, color="tab:blue", label="mean, +- std")
+    ax_prob.vlines(classes, probs.min(axis=0), probs.max(axis=0), color="black", linewidth=1, label="min to max")
+    ax_prob.set_xticks(classes)
+    ax_prob.set_ylim(0, 1.05)
+    ax_prob.set_xlabel("class")
+    ax_prob.set_ylabel("probability")
+    ax_prob.set_title(f"class probabilities over {probs.shape[0]} passes")
+    ax_prob.legend(fontsize=8)
+    votes = np.bincount(probs.argmax(axis=1), minlength=probs.shape[1])
+    ax_votes.bar(classes, votes, color="tab:orange")
+    ax_votes.set_xticks(classes)
+    ax_votes.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of passes
+    ax_votes.set_xlabel("class")
+    ax_votes.set_ylabel("passes")
+    ax_votes.set_title("class predicted by each pass")
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_ood_histograms(path: str, in_scores: dict, out_scores: dict, in_name: str, out_name: str, title: str) -> str:
+    """Overlaid histograms, one panel per score ({name: values}), of the
+    in-distribution and the out-of-distribution inputs."""
+    names = list(in_scores)
+    cols = min(4, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), names):
+        both = np.concatenate([in_scores[name], out_scores[name]])
+        low, high = float(both.min()), float(both.max())
+        bins = np.linspace(low, high if high > low else low + 1e-6, 41)
+        ax.hist(in_scores[name], bins=bins, alpha=0.55, density=True, label=in_name)
+        ax.hist(out_scores[name], bins=bins, alpha=0.55, density=True, label=out_name)
+        ax.set_title(name.replace("_", " "), fontsize=10)
+        ax.set_yscale("log")  # most in-distribution scores pile up at one end
+        ax.legend(fontsize=8)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
