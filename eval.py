@@ -14,7 +14,7 @@ import paddle
 import paddle.nn.functional as F
 
 from data import build_test_loader
-from model.elbo import mc_log_probs
+from model.mc import mc_log_probs
 from model.nets import build_net
 from utils.checkpoint import load_weights
 from utils.metrics import brier_score, expected_calibration_error, reliability_bins

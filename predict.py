@@ -15,7 +15,7 @@ from data.datasets import expand_image_paths
 from model.nets import build_net
 from utils.checkpoint import load_weights
 from utils.errors import ImageError
-from utils.mc import mc_logits
+from model.mc import mc_logits
 from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
 from utils.uncertainty import decompose, entropy, mutual_information, pass_probabilities, uncertainty_scores
 

@@ -13,7 +13,8 @@ from visualdl import LogWriter
 
 from data import build_train_valid_loaders
 from eval import score
-from model.elbo import elbo_loss, kl_weight, mc_log_probs
+from model.elbo import elbo_loss, kl_weight
+from model.mc import mc_log_probs
 from model.nets import build_net
 from utils.checkpoint import atomic_save, load_file, load_optimizer_state, optimizer_state
 from utils.errors import CheckpointError, TrainingDiverged

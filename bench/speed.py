@@ -29,7 +29,8 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
     sys.path.insert(0, REPO)
     import paddle
 
-    from model.elbo import elbo_loss, mc_log_probs
+    from model.elbo import elbo_loss
+    from model.mc import mc_log_probs
     from model.nets import build_net
     from train import make_optimizer
     from utils.config import load_config

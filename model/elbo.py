@@ -39,25 +39,3 @@ def elbo_loss(log_probs: paddle.Tensor, labels: paddle.Tensor, kl: paddle.Tensor
     """
     nll = F.nll_loss(log_probs, labels, reduction="mean")
     return nll + beta * num_batches * kl / num_train
-
-
-def log_mean_exp(x: paddle.Tensor, axis: int = 0) -> paddle.Tensor:
-    return paddle.logsumexp(x, axis=axis) - math.log(x.shape[axis])
-
-
-def mc_log_probs(model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, paddle.Tensor]:
-    """Monte-Carlo ensemble: log of the predictive probabilities averaged over `samples`
-    forward passes, and the KL averaged over the same passes."""
-    log_probs, kls = [], []
-    for _ in range(samples):
-        logits, kl = model(x)
-        log_probs.append(F.log_softmax(logits, axis=-1))
-        kls.append(kl)
-    if samples == 1:
-        return log_probs[0], kls[0]
-    return log_mean_exp(paddle.stack(log_probs), axis=0), paddle.stack(kls).mean()
-
-
-def mc_probs(model, x: paddle.Tensor, samples: int) -> paddle.Tensor:
-    """Class probabilities of each pass: [samples, B, C]."""
-    return paddle.stack([F.softmax(model(x)[0], axis=-1) for _ in range(samples)])

@@ -5,7 +5,8 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
-from model.elbo import elbo_loss, kl_weight, log_mean_exp, mc_log_probs
+from model.elbo import elbo_loss, kl_weight
+from model.mc import log_mean_exp, mc_log_probs
 from model.layers import BBB
 from model.layers.base import ModuleWrapper
 from utils.runtime import seed_everything

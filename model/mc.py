@@ -1,0 +1,48 @@
+"""Monte-Carlo forward passes of a Bayesian net.
+
+Training and the error need the passes averaged (`mc_log_probs`); the
+uncertainty scores need every pass, as logits (`mc_logits`, `loader_logits`):
+the 'normalized' method works on logits, not probabilities.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+
+def log_mean_exp(x: paddle.Tensor, axis: int = 0) -> paddle.Tensor:
+    return paddle.logsumexp(x, axis=axis) - math.log(x.shape[axis])
+
+
+def mc_log_probs(model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, paddle.Tensor]:
+    """Monte-Carlo ensemble: log of the predictive probabilities averaged over `samples`
+    forward passes, and the KL averaged over the same passes."""
+    log_probs, kls = [], []
+    for _ in range(samples):
+        logits, kl = model(x)
+        log_probs.append(F.log_softmax(logits, axis=-1))
+        kls.append(kl)
+    if samples == 1:
+        return log_probs[0], kls[0]
+    return log_mean_exp(paddle.stack(log_probs), axis=0), paddle.stack(kls).mean()
+
+
+@paddle.no_grad()
+def mc_logits(model, x: paddle.Tensor, samples: int) -> paddle.Tensor:
+    """Logits of `samples` forward passes over the batch x: [samples, B, C]."""
+    return paddle.stack([model(x)[0] for _ in range(samples)])
+
+
+@paddle.no_grad()
+def loader_logits(model, loader, samples: int) -> np.ndarray:
+    """Per-pass logits over a whole loader, [samples, N, C] in float32. The loader
+    yields images or (images, labels) batches; labels are ignored."""
+    model.eval()
+    chunks = []
+    for batch in loader:
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        chunks.append(mc_logits(model, images, samples).numpy())
+    return np.concatenate(chunks, axis=1)
