@@ -1,0 +1,36 @@
+"""Every shipped checkpoint, scored on all 10,000 MNIST test images, gives the
+error that checkpoints/shipped.yaml and the README state."""
+import os
+
+import pytest
+import yaml
+
+from conftest import REPO
+from eval import evaluate
+from utils.config import load_config
+
+with open(os.path.join(REPO, "checkpoints", "shipped.yaml")) as f:
+    SHIPPED = yaml.safe_load(f)
+
+
+@pytest.mark.parametrize("entry", SHIPPED, ids=[e["config"] for e in SHIPPED])
+def test_shipped_checkpoint_gives_the_stated_error(entry):
+    cfg = load_config(os.path.join(REPO, entry["config"]))
+    assert os.path.getsize(os.path.join(REPO, cfg.eval.weights)) < 25 * 2**20
+    cwd = os.getcwd()
+    os.chdir(REPO)  # the config's paths are relative to the repository
+    try:
+        results = evaluate(cfg)
+    finally:
+        os.chdir(cwd)
+    assert results["mean"]["n"] == 10000
+    assert results["mean"]["error"] == pytest.approx(entry["mean_error"], abs=1e-9)
+    assert results["mc"]["error"] == pytest.approx(entry["mc_error"], abs=0.05)
+
+
+@pytest.mark.parametrize("entry", SHIPPED, ids=[e["config"] for e in SHIPPED])
+def test_readme_states_the_shipped_figures(entry):
+    readme = open(os.path.join(REPO, "README.md")).read()
+    rows = [line for line in readme.splitlines() if entry["config"] in line and line.startswith("|")]
+    assert rows, f"README has no results row for {entry['config']}"
+    assert any(f"{entry['mc_error']:.2f} %" in row and f"{entry['mean_error']:.2f} %" in row for row in rows)
