@@ -21,10 +21,10 @@ import paddle
 
 from data import build_test_loader
 from data.ood_sets import NAMED_SETS, load_ood_images, named_set_folder
+from model.mc import loader_logits
 from model.nets import build_net
 from utils.checkpoint import load_weights
 from utils.errors import UserError
-from model.mc import loader_logits
 from utils.metrics import auroc, average_precision
 from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
 from utils.uncertainty import CONFIDENCE_SCORES, EPISTEMIC_SCORES, SCORE_NAMES, pass_probabilities, uncertainty_scores

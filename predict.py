@@ -12,10 +12,10 @@ import paddle
 
 from data import load_image
 from data.datasets import expand_image_paths
+from model.mc import mc_logits
 from model.nets import build_net
 from utils.checkpoint import load_weights
 from utils.errors import ImageError
-from model.mc import mc_logits
 from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
 from utils.uncertainty import decompose, entropy, mutual_information, pass_probabilities, uncertainty_scores
 
