@@ -25,7 +25,10 @@ def test_shipped_checkpoint_gives_the_stated_error(entry):
         os.chdir(cwd)
     assert results["mean"]["n"] == 10000
     assert results["mean"]["error"] == pytest.approx(entry["mean_error"], abs=1e-9)
-    assert results["mc"]["error"] == pytest.approx(entry["mc_error"], abs=0.05)
+    if entry["mc_error"] is None:  # a deterministic net has no Monte-Carlo estimate
+        assert "mc" not in results
+    else:
+        assert results["mc"]["error"] == pytest.approx(entry["mc_error"], abs=0.05)
 
 
 @pytest.mark.parametrize("entry", SHIPPED, ids=[e["config"] for e in SHIPPED])
@@ -33,4 +36,5 @@ def test_readme_states_the_shipped_figures(entry):
     readme = open(os.path.join(REPO, "README.md")).read()
     rows = [line for line in readme.splitlines() if entry["config"] in line and line.startswith("|")]
     assert rows, f"README has no results row for {entry['config']}"
-    assert any(f"{entry['mc_error']:.2f} %" in row and f"{entry['mean_error']:.2f} %" in row for row in rows)
+    figures = [f"{entry['mean_error']:.2f} %"] + ([f"{entry['mc_error']:.2f} %"] if entry["mc_error"] is not None else [])
+    assert any(all(figure in row for figure in figures) for row in rows)
