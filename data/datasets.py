@@ -45,8 +45,9 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def paddle_cache_dir(info: DatasetInfo) -> str:
-    return os.path.join(os.path.expanduser("~"), ".cache", "paddle", "dataset", info.cache_folder)
+def paddle_cache_dir(folder: str) -> str:
+    """Paddle's own download folder for a data set: ~/.cache/paddle/dataset/<folder>."""
+    return os.path.join(os.path.expanduser("~"), ".cache", "paddle", "dataset", folder)
 
 
 def _open_dataset(data_cfg, mode: str, root: str | None = None) -> Dataset:
@@ -54,7 +55,7 @@ def _open_dataset(data_cfg, mode: str, root: str | None = None) -> Dataset:
     from `root`, else data.root, else Paddle's cache."""
     info = dataset_info(data_cfg.name)
     root = root or data_cfg.root
-    folder = root or paddle_cache_dir(info)
+    folder = root or paddle_cache_dir(info.cache_folder)
     paths = [os.path.join(folder, f) for f in info.files[mode]]
     missing = [p for p in paths if not os.path.isfile(p)]
     may_download = missing and root is None and data_cfg.download
@@ -132,17 +133,30 @@ def build_test_loader(cfg) -> DataLoader:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
+class TestImageConverter:
+    """Any PIL image -> the net's input [C, H, W], made like the test images: converted to
+    the data set's channels, resized to its native size when it differs, then the test transform."""
+
+    def __init__(self, data_cfg):
+        info = dataset_info(data_cfg.name)
+        self.mode = "L" if info.channels == 1 else "RGB"
+        self.size = (info.native_size, info.native_size)
+        self.transform = build_transform(data_cfg, train=False)
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        image = image.convert(self.mode)
+        if image.size != self.size:
+            image = image.resize(self.size, Image.BILINEAR)
+        return np.asarray(self.transform(image), dtype=np.float32)
+
+
 def load_image(path: str, data_cfg) -> np.ndarray:
     """Any image file -> the net's input (1, C, H, W), converted like the test data."""
-    info = dataset_info(data_cfg.name)
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if info.channels == 1 else "RGB")
+            return TestImageConverter(data_cfg)(image)[None]
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise ImageError(f"cannot read image {path}: {e.__class__.__name__}; give a PNG/JPEG/BMP image file") from None
-    image = image.resize((data_cfg.input_size, data_cfg.input_size), Image.BILINEAR)
-    steps = T.Compose([T.Transpose(), T.Normalize(mean=data_cfg.mean, std=data_cfg.std, data_format="CHW")])
-    return steps(image).astype("float32")[None]
 
 
 def expand_image_paths(paths: list[str]) -> list[str]:

@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from data.datasets import build_transform, dataset_info, expand_image_paths
+from data.datasets import TestImageConverter, expand_image_paths, load_image, paddle_cache_dir
 from utils.errors import DataError, ImageError
 
 IDX_IMAGE_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte")
@@ -38,9 +38,7 @@ NAMED_SETS = {
 
 def named_set_folder(name: str, root: str | None) -> str:
     """The configured folder of a named set, or Paddle's cache folder when root is null."""
-    if root:
-        return root
-    return os.path.join(os.path.expanduser("~"), ".cache", "paddle", "dataset", NAMED_SETS[name].cache_folder)
+    return root or paddle_cache_dir(NAMED_SETS[name].cache_folder)
 
 
 def read_idx_images(path: str) -> np.ndarray:
@@ -60,29 +58,11 @@ def read_idx_images(path: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, count=n * h * w, offset=16).reshape(n, h, w)
 
 
-class InputConverter:
-    """PIL image -> the net's input [C, H, W], as the in-distribution test images are made:
-    converted to the data set's channels, resized to its native size when it differs
-    (another data set's images may be larger or smaller), then the test transform."""
-
-    def __init__(self, data_cfg):
-        info = dataset_info(data_cfg.name)
-        self.mode = "L" if info.channels == 1 else "RGB"
-        self.size = (info.native_size, info.native_size)
-        self.transform = build_transform(data_cfg, train=False)
-
-    def __call__(self, image: Image.Image) -> np.ndarray:
-        image = image.convert(self.mode)
-        if image.size != self.size:
-            image = image.resize(self.size, Image.BILINEAR)
-        return np.asarray(self.transform(image), dtype=np.float32)
-
-
 def _idx_file(folder: str) -> str | None:
     return next((os.path.join(folder, f) for f in IDX_IMAGE_FILES if os.path.isfile(os.path.join(folder, f))), None)
 
 
-def _load_image_folder(folder: str, convert: InputConverter) -> list[np.ndarray]:
+def _load_image_folder(folder: str, data_cfg) -> list[np.ndarray]:
     """Every readable image file in folder (maybe none); unreadable ones are logged and skipped."""
     try:
         paths = expand_image_paths([folder])
@@ -91,9 +71,8 @@ def _load_image_folder(folder: str, convert: InputConverter) -> list[np.ndarray]
     arrays, skipped = [], []
     for path in paths:
         try:
-            with Image.open(path) as image:
-                arrays.append(convert(image))
-        except (UnidentifiedImageError, OSError, ValueError):
+            arrays.append(load_image(path, data_cfg)[0])
+        except ImageError:
             skipped.append(path)
     if skipped:
         logger.warning("skipped %d unreadable file(s) in %s: %s", len(skipped), folder, ", ".join(skipped[:3]) + (" ..." if len(skipped) > 3 else ""))
@@ -112,9 +91,8 @@ def load_ood_images(folder: str, data_cfg, what: str = "OOD set", hint: str = ""
             f"{what}: folder {folder} not found; expected {os.path.join(folder, IDX_IMAGE_FILES[0])} or image files there{hint}"
         )
     idx = _idx_file(folder)
-    convert = InputConverter(data_cfg)
     if idx is None:
-        arrays = _load_image_folder(folder, convert)
+        arrays = _load_image_folder(folder, data_cfg)
         if not arrays:
             raise DataError(
                 f"{what}: no readable images in {folder}; expected {os.path.join(folder, IDX_IMAGE_FILES[0])} or image files (PNG/JPEG/...){hint}"
@@ -123,4 +101,5 @@ def load_ood_images(folder: str, data_cfg, what: str = "OOD set", hint: str = ""
     images = read_idx_images(idx)
     if images.shape[0] == 0:
         raise DataError(f"{what}: {idx} holds no images")
+    convert = TestImageConverter(data_cfg)
     return np.stack([convert(Image.fromarray(image)) for image in images])
