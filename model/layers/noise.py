@@ -34,6 +34,9 @@ class HostNormalStream:
         self._ahead[shape] = self._submit(shape)
         return ahead.result()
 
+    def close(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
 
 _stream: HostNormalStream | None = None
 
@@ -41,6 +44,8 @@ _stream: HostNormalStream | None = None
 def seed(value: int) -> None:
     """Restart the CPU noise stream from `value` (paddle.seed covers the GPU path)."""
     global _stream
+    if _stream is not None:
+        _stream.close()  # its worker thread would otherwise idle until exit
     _stream = HostNormalStream(value)
 
 
