@@ -45,9 +45,13 @@ class BayesianLayer(nn.Layer):
         self._posterior = pairs
         return pairs
 
+    @staticmethod
+    def _sample(pairs) -> list[paddle.Tensor]:
+        return [mu + sigma * standard_normal_like(mu) for mu, sigma in pairs]
+
     def draw_weights(self) -> list[paddle.Tensor]:
         """One sample w = mu + sigma * eps of the weight and, if any, the bias."""
-        drawn = [mu + sigma * standard_normal_like(mu) for mu, sigma in self.posterior()]
+        drawn = self._sample(self.posterior())
         if not self.prior.closed_form_kl:
             self._drawn = drawn
         return drawn
@@ -60,7 +64,7 @@ class BayesianLayer(nn.Layer):
         if self.prior.closed_form_kl:
             return sum(self.prior.kl(mu, sigma) for mu, sigma in pairs)
         if drawn is None:  # LRT draws no weights in forward; draw some for the estimate
-            drawn = [mu + sigma * standard_normal_like(mu) for mu, sigma in pairs]
+            drawn = self._sample(pairs)
         return sum((normal_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum() for w, (mu, sigma) in zip(drawn, pairs))
 
 
