@@ -9,7 +9,6 @@ from utils.uncertainty import (
     decompose,
     entropy,
     mutual_information,
-    normalized_uncertainty,
     pass_probabilities,
     softmax_uncertainty,
     softplus_normalized,
@@ -36,7 +35,8 @@ def test_normalized_method_divides_softplus_by_its_sum():
     # softplus values [3, 1] and [1, 1] -> p_1 = [0.75, 0.25], p_2 = [0.5, 0.5]
     logits = inverse_softplus(np.array([[3.0, 1.0], [1.0, 1.0]]))
     np.testing.assert_allclose(softplus_normalized(logits), [[0.75, 0.25], [0.5, 0.5]])
-    aleatoric, epistemic = normalized_uncertainty(logits)
+    normalized = decompose(logits)["normalized"]
+    aleatoric, epistemic = normalized["aleatoric"], normalized["epistemic"]
     # p_bar = [0.625, 0.375]; mean p^2 = [(0.5625 + 0.25) / 2, (0.0625 + 0.25) / 2] = [0.40625, 0.15625]
     np.testing.assert_allclose(aleatoric, [0.625 - 0.40625, 0.375 - 0.15625])
     np.testing.assert_allclose(epistemic, [0.125**2, 0.125**2])

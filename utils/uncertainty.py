@@ -70,11 +70,6 @@ def softmax_uncertainty(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return aleatoric, epistemic
 
 
-def normalized_uncertainty(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """logits [T, ..., C] -> (aleatoric, epistemic) of the softplus-normalized probabilities."""
-    return softmax_uncertainty(softplus_normalized(np.asarray(logits, dtype=np.float64)))
-
-
 def entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
     return -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=axis)
 
