@@ -42,11 +42,17 @@ def test_scale_mixture_log_prior_matches_the_mixture_density():
 
 
 def test_mixture_prior_kl_is_a_monte_carlo_estimate_for_both_layer_types():
+    prior = ScaleMixturePrior(0.5, 1.0, 0.0025)
     for package in (BBB, BBB_LRT):
-        layer = package.BBBLinear(20, 10, prior=ScaleMixturePrior(0.5, 1.0, 0.0025))
-        layer(paddle.randn([4, 20]))
-        kl = float(layer.kl_loss())
-        assert math.isfinite(kl)
+        linear = package.BBBLinear(20, 10, prior=prior)
+        linear(paddle.randn([4, 20]))
+        conv = package.BBBConv2d(2, 3, 3, prior=prior)  # 4-D kernels: Paddle 3's logsumexp refuses 5-D input
+        conv(paddle.randn([1, 2, 5, 5]))
+        for layer in (linear, conv):
+            kl = layer.kl_loss()
+            assert math.isfinite(float(kl))
+            kl.backward()
+            assert layer.weight_rho.grad is not None
 
 
 def _mean_and_var(layer, x, n=4000):

@@ -49,13 +49,16 @@ class ScaleMixturePrior:
         # log-sum-exp over the two components: finite for any w, however large or small.
         log_pi = math.log(self.pi) if self.pi > 0 else -math.inf
         log_1m_pi = math.log(1 - self.pi) if self.pi < 1 else -math.inf
+        # Flat, because Paddle 3's logsumexp takes at most 4-D input and a conv kernel
+        # stacked with its twin is 5-D.
+        flat = w.reshape([-1])
         parts = paddle.stack(
             [
-                log_pi + normal_log_prob(w, 0.0, self.sigma1),
-                log_1m_pi + normal_log_prob(w, 0.0, self.sigma2),
+                log_pi + normal_log_prob(flat, 0.0, self.sigma1),
+                log_1m_pi + normal_log_prob(flat, 0.0, self.sigma2),
             ]
         )
-        return paddle.logsumexp(parts, axis=0)
+        return paddle.logsumexp(parts, axis=0).reshape(w.shape)
 
 
 def build_prior(prior_cfg) -> GaussianPrior | ScaleMixturePrior:
