@@ -14,8 +14,10 @@ import paddle
 import paddle.nn.functional as F
 
 from data import build_test_loader
+from model.likelihood import likelihood_of
 from model.mc import mc_log_probs
 from model.nets import build_net
+from regression import evaluate_regression, score_regression
 from utils.checkpoint import load_weights
 from utils.metrics import brier_score, expected_calibration_error, reliability_bins
 from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
@@ -38,10 +40,14 @@ def calibration(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict:
 
 
 @paddle.no_grad()
-def score(model, loader, samples: int, num_train: int | None = None, calibration_bins: int | None = None) -> dict:
+def score(model, loader, samples: int, num_train: int | None = None, calibration_bins: int | None = None, group=None) -> dict:
     """Accuracy and error counted per sample over the whole loader, mean NLL,
     KL, (given num_train) the negative ELBO per training sample, and (given
-    calibration_bins) the calibration figures of calibration()."""
+    calibration_bins) the calibration figures of calibration(). Given a
+    utils.distributed.ProcessGroup whose processes each hold a shard of the
+    data, the counts are summed over all of them first."""
+    if likelihood_of(model).is_regression:
+        return score_regression(model, loader, samples, num_train, group)  # RMSE in place of accuracy and calibration
     model.eval()
     n = correct = 0
     nll_sum = kl_sum = 0.0
@@ -57,6 +63,9 @@ def score(model, loader, samples: int, num_train: int | None = None, calibration
         if calibration_bins:  # validation during training skips this
             kept_probs.append(paddle.exp(log_probs).numpy())
             kept_labels.append(labels.numpy())
+    if group is not None:
+        n, correct, nll_sum, kl_sum, batches = group.sum([n, correct, nll_sum, kl_sum, batches])
+        n, correct = int(n), int(correct)
     result = {"n": n, "acc": 100.0 * correct / n, "error": 100.0 * (n - correct) / n, "nll": nll_sum / n, "kl": kl_sum / max(batches, 1)}
     if num_train:
         result["loss"] = result["nll"] + result["kl"] / num_train
@@ -67,7 +76,10 @@ def score(model, loader, samples: int, num_train: int | None = None, calibration
 
 def evaluate(cfg, weights: str | None = None, plot: bool = False) -> dict:
     """Load a checkpoint (weights, else eval.weights, else the run's best) and score
-    the test set; with plot, draw the reliability diagram (<image_dir>/reliability.png)."""
+    the test set; with plot, draw the reliability diagram (<image_dir>/reliability.png).
+    Regression nets are scored by regression.evaluate_regression."""
+    if cfg.model.likelihood == "gaussian":
+        return evaluate_regression(cfg, weights, plot)
     set_device(cfg.device)
     seed_everything(cfg.seed)
     logger = setup_logging()

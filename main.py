@@ -1,6 +1,6 @@
 """Command line of bbb-paddle: one config, one mode.
 
-    python main.py --config conf/base.yaml --mode train|eval|pred|ood [-o section.key=value ...]
+    python main.py --config conf/base.yaml --mode train|eval|pred|ood|export|infer [-o section.key=value ...]
 """
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from utils.errors import UserError
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Bayes by Backprop and Bayesian CNNs in PaddlePaddle")
     parser.add_argument("--config", default="conf/base.yaml", help="YAML file in conf/ (default: conf/base.yaml)")
-    parser.add_argument("--mode", choices=("train", "eval", "pred", "ood"), required=True)
+    parser.add_argument("--mode", choices=("train", "eval", "pred", "ood", "export", "infer"), required=True)
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="change one config key, e.g. -o train.num_epochs=3 (repeatable)")
-    parser.add_argument("--weights", help="checkpoint for eval/pred/ood (default: eval.weights, else the run's best)")
+    parser.add_argument("--weights", help="checkpoint for eval/pred/ood/export (default: eval.weights, else the run's best)")
     parser.add_argument("--resume", action="store_true", help="train: continue from the run's last-state checkpoint")
-    parser.add_argument("--image", nargs="+", default=[], help="pred: image files or folders; ood: extra folders of OOD images")
+    parser.add_argument("--image", nargs="+", default=[], help="pred/infer: image files or folders; ood: extra folders of OOD images")
     parser.add_argument("--samples", type=int, help="pred/ood: Monte-Carlo passes per image (default: pred.samples / ood.samples)")
-    parser.add_argument("--plot", action="store_true", help="pred: one PNG per image; eval: reliability diagram (ood always draws its histograms)")
-    parser.add_argument("--reject-threshold", type=float, metavar="T", help="pred: answer 'uncertain' when pred.reject_score is above T (default: pred.reject_threshold)")
+    parser.add_argument("--plot", action="store_true", help="pred/infer: one PNG per image; eval: reliability diagram (ood always draws its histograms)")
+    parser.add_argument("--reject-threshold", type=float, metavar="T", help="pred/infer: answer 'uncertain' when pred.reject_score is above T (default: pred.reject_threshold)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     return parser.parse_args(argv)
 
@@ -38,6 +38,12 @@ def run(args: argparse.Namespace) -> dict:
         from eval import evaluate
 
         return {"mode": "eval", **evaluate(cfg, weights=args.weights, plot=args.plot)}
+    if args.mode == "export":
+        from export import export
+
+        return {"mode": "export", **export(cfg, weights=args.weights)}
+    if args.mode == "infer" and args.samples is not None:
+        raise UserError("--mode infer runs the passes fixed at export; export again with -o export.samples=N")
     if args.samples is not None and args.samples < 1:
         raise UserError(f"--samples must be >= 1, got {args.samples}")
     if args.mode == "ood":
@@ -45,9 +51,13 @@ def run(args: argparse.Namespace) -> dict:
 
         return {"mode": "ood", **run_ood(cfg, weights=args.weights, samples=args.samples, image_folders=args.image)}
     if not args.image:
-        raise UserError("--mode pred needs --image FILE [FILE | FOLDER ...]")
+        raise UserError(f"--mode {args.mode} needs --image FILE [FILE | FOLDER ...]")
     if args.reject_threshold is not None and not args.reject_threshold >= 0:
         raise UserError(f"--reject-threshold must be >= 0, got {args.reject_threshold}")
+    if args.mode == "infer":
+        from infer import infer_with_config
+
+        return {"mode": "infer", "predictions": infer_with_config(cfg, args.image, plot=args.plot, reject_threshold=args.reject_threshold)}
     from predict import predict
 
     predictions = predict(cfg, args.image, samples=args.samples, weights=args.weights, plot=args.plot, reject_threshold=args.reject_threshold)
@@ -55,8 +65,16 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def print_text(result: dict) -> None:
-    if result["mode"] == "train":
+    if result["mode"] == "train" and "best_valid_nll" in result:  # regression: the best checkpoint has the lowest NLL
+        print(f"best valid NLL {result['best_valid_nll']:.4f} after {result['epochs']} epochs; weights in {result['best_checkpoint']}")
+    elif result["mode"] == "train":
         print(f"best valid accuracy {result['best_valid_acc']:.2f}% after {result['epochs']} epochs; weights in {result['best_checkpoint']}")
+    elif result["mode"] == "eval" and result.get("task") == "regression":
+        from regression import format_regression
+
+        print(format_regression(result))
+        if "plot" in result:
+            print(f"regression plot: {result['plot']}")
     elif result["mode"] == "eval":
         for kind, label in (("mc", f"Monte-Carlo ({result.get('mc', {}).get('samples')} samples)"), ("mean", "mean weights")):
             if kind in result:
@@ -68,6 +86,9 @@ def print_text(result: dict) -> None:
         from ood import format_table
 
         print(format_table(result))
+    elif result["mode"] == "export":
+        forms = ", ".join(f"{form} ({spec['samples']} {'pass' if spec['samples'] == 1 else 'passes'})" for form, spec in result["forms"].items())
+        print(f"exported {forms} to {result['dir']}")
     else:
         from predict import format_result
 
@@ -89,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
     else:
         print_text(result)
-    if result["mode"] == "pred" and any("error" in p for p in result["predictions"]):
+    if result["mode"] in ("pred", "infer") and any("error" in p for p in result["predictions"]):
         return 1
     return 0
 

@@ -21,6 +21,7 @@ import paddle
 
 from data import build_test_loader
 from data.ood_sets import NAMED_SETS, load_ood_images, named_set_folder
+from data.tabular import require_image_data
 from model.mc import loader_logits
 from model.nets import build_net
 from utils.checkpoint import load_weights
@@ -127,6 +128,7 @@ def _best(table: dict, variants: list[str]) -> dict | None:
 def run_ood(cfg, weights: str | None = None, samples: int | None = None, image_folders: list[str] = (), plot: bool = True) -> dict:
     """Score the in-distribution test set against every OOD set with every variant;
     with plot, draw <image_dir>/ood_<set>.png (histograms of the first variant's scores)."""
+    require_image_data(cfg.data, "ood")
     set_device(cfg.device)
     logger = setup_logging()
     samples = samples or cfg.ood.samples

@@ -12,6 +12,7 @@ import paddle
 
 from data import load_image
 from data.datasets import expand_image_paths
+from data.tabular import require_image_data
 from model.mc import mc_logits
 from model.nets import build_net
 from utils.checkpoint import load_weights
@@ -70,6 +71,15 @@ def _plot_path(image_dir: str, image_path: str, taken: set) -> str:
     return path
 
 
+def plot_result(result: dict, image: np.ndarray, logits: np.ndarray, image_dir: str, taken: set) -> str:
+    """Draw one result as <image_dir>/pred_<file stem>.png: the input [C, H, W] and the passes' logits [T, C]."""
+    from utils.plots import plot_prediction  # matplotlib only when asked for
+
+    verdict = "uncertain" if result["uncertain"] else f"class {result['class']}"
+    title = f"{os.path.basename(result['path'])}: {verdict} (p = {result['probability']:.3f}, entropy {result['entropy']:.3f}, MI {result['mutual_information']:.3f})"
+    return plot_prediction(_plot_path(image_dir, result["path"], taken), image, pass_probabilities(logits, "softmax"), title)
+
+
 @paddle.no_grad()
 def predict(
     cfg, images: list[str], samples: int | None = None, weights: str | None = None, plot: bool = False, reject_threshold: float | None = None
@@ -78,6 +88,7 @@ def predict(
 
     reject_threshold (else pred.reject_threshold) marks results whose pred.reject_score is
     above it as 'uncertain'; plot draws <image_dir>/pred_<name>.png per image."""
+    require_image_data(cfg.data, "pred")
     set_device(cfg.device)
     seed_everything(cfg.seed)
     logger = setup_logging()
@@ -101,11 +112,7 @@ def predict(
         logits = mc_logits(model, x, samples)[:, 0, :].numpy()
         result = judge({"path": image_path, "samples": samples, **describe(logits, cfg.pred.topk)}, logits, cfg.pred.reject_score, threshold)
         if plot:
-            from utils.plots import plot_prediction  # matplotlib only when asked for
-
-            verdict = "uncertain" if result["uncertain"] else f"class {result['class']}"
-            title = f"{os.path.basename(image_path)}: {verdict} (p = {result['probability']:.3f}, entropy {result['entropy']:.3f}, MI {result['mutual_information']:.3f})"
-            result["plot"] = plot_prediction(_plot_path(cfg.output.image_dir, image_path, plotted), x.numpy()[0], pass_probabilities(logits, "softmax"), title)
+            result["plot"] = plot_result(result, x.numpy()[0], logits, cfg.output.image_dir, plotted)
         results.append(result)
     return results
 

@@ -1,9 +1,12 @@
 """Train a Bayesian net by Bayes by Backprop, top to bottom.
 
     python main.py --config conf/base.yaml --mode train [--resume] [-o key=value ...]
+    python -m paddle.distributed.launch --nproc_per_node N main.py ... --mode train   (data-parallel)
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import time
 
@@ -14,9 +17,10 @@ from visualdl import LogWriter
 from data import build_train_valid_loaders
 from eval import score
 from model.elbo import elbo_loss, kl_weight
-from model.mc import mc_log_probs
+from model.likelihood import likelihood_of
 from model.nets import build_net
 from utils.checkpoint import atomic_save, load_file, load_optimizer_state, optimizer_state
+from utils.distributed import ProcessGroup, start
 from utils.errors import CheckpointError, TrainingDiverged
 from utils.plots import plot_history
 from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
@@ -35,21 +39,26 @@ def make_optimizer(model: paddle.nn.Layer, lr, weight_decay: float) -> paddle.op
     return paddle.optimizer.Adam(learning_rate=lr, parameters=groups)
 
 
-def train_one_epoch(model, loader, optimizer, cfg, epoch: int, num_train: int, logger) -> dict:
-    model.train()
+def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, samples: int, group: ProcessGroup) -> dict:
+    """One pass over this process's minibatches. num_batches (M in the KL weight) is the
+    number of steps per epoch, which is what each process sees; the metrics are summed
+    over all processes."""
+    net.train()
+    likelihood = likelihood_of(net)
     num_batches = len(loader)
-    samples = cfg.train.train_ens if model.is_bayesian else 1
-    loss_sum = nll_sum = kl_sum = 0.0
-    correct = n = 0
+    loss_sum = nll_sum = kl_sum = fit = 0.0  # fit: right answers, or squared errors (likelihood.fit_sum)
+    n = 0
     reader_cost = batch_cost = 0.0
     tick = time.perf_counter()
-    progress = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.num_epochs}", leave=False, disable=None)
+    progress = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.num_epochs}", leave=False, disable=None if group.is_main else True)
     for i, (images, labels) in enumerate(progress):
         reader_cost += time.perf_counter() - tick
         beta = kl_weight(cfg.train.beta_type, i, num_batches, epoch, cfg.train.num_epochs)
-        log_probs, kl = mc_log_probs(model, images, samples)
-        loss = elbo_loss(log_probs, labels, kl, beta, num_batches, num_train)
+        outputs, kl = likelihood.mc_outputs(net, images, samples)
+        loss = elbo_loss(outputs, labels, kl, beta, num_batches, num_train, likelihood.nll)
         loss_value = float(loss)
+        if group.parallel:  # every process must see the same value, or one stops while the others wait for it
+            loss_value = group.sum([loss_value])[0] / group.world_size
         if not math.isfinite(loss_value):
             raise TrainingDiverged(
                 f"loss became {loss_value} at epoch {epoch + 1}, batch {i + 1}; training stopped and the last good "
@@ -62,17 +71,18 @@ def train_one_epoch(model, loader, optimizer, cfg, epoch: int, num_train: int, l
         batch = labels.shape[0]
         n += batch
         loss_sum += loss_value * batch
-        nll_sum += float(paddle.nn.functional.nll_loss(log_probs, labels, reduction="sum"))
+        nll_sum += float(likelihood.nll(outputs, labels, reduction="sum"))
         kl_sum += float(kl)
-        correct += int((log_probs.argmax(axis=-1) == labels).astype("int64").sum())
+        fit += likelihood.fit_sum(outputs, labels)
         batch_cost += time.perf_counter() - tick
         progress.set_postfix(loss=f"{loss_value:.4f}")
         tick = time.perf_counter()
+    loss_sum, nll_sum, kl_sum, fit, n, batches = group.sum([loss_sum, nll_sum, kl_sum, fit, n, num_batches])
     return {
         "loss": loss_sum / n,
         "nll": nll_sum / n,
-        "acc": 100.0 * correct / n,
-        "kl": kl_sum / num_batches,
+        likelihood.metric: likelihood.metric_value(fit, n),
+        "kl": kl_sum / batches,
         "avg_reader_cost": reader_cost / num_batches,
         "avg_batch_cost": batch_cost / num_batches,
         "avg_ips": n / batch_cost,
@@ -82,63 +92,78 @@ def train_one_epoch(model, loader, optimizer, cfg, epoch: int, num_train: int, l
 def train(cfg, resume: bool = False) -> dict:
     """Train as configured; returns the run's summary (best validation accuracy, paths, history)."""
     device = set_device(cfg.device)
-    seed_everything(cfg.seed)
+    group = start()
+    seed_everything(cfg.seed + group.rank)  # other weight noise per process; DataParallel syncs the initial weights
     paths = RunPaths(cfg)
-    logger = setup_logging(paths.log_file)
+    logger = setup_logging(paths.log_file if group.is_main else None)
+    if not group.is_main:
+        logger.setLevel(logging.WARNING)  # rank 0 alone logs progress
 
-    train_loader, valid_loader = build_train_valid_loaders(cfg)
+    train_loader, valid_loader = build_train_valid_loaders(cfg, group.rank, group.world_size)
     num_train = len(train_loader.dataset)
     model = build_net(cfg)
     scheduler = paddle.optimizer.lr.ExponentialDecay(learning_rate=cfg.train.lr, gamma=cfg.train.lr_decay)
     optimizer = make_optimizer(model, scheduler, cfg.train.weight_decay)
 
-    start_epoch, best_acc, history = 0, -1.0, {key: [] for key in HISTORY_KEYS}
+    likelihood = likelihood_of(model)  # accuracy and the best by it for classes, RMSE and the best by NLL for regression
+    history_keys = [key.replace("_acc", f"_{likelihood.metric}") for key in HISTORY_KEYS]
+    best_name = f"best_valid_{likelihood.best_key}"
+    start_epoch, best, history = 0, likelihood.worst, {key: [] for key in history_keys}
     if resume:
         state = load_file(paths.last)
         try:
             model.set_state_dict(state["model"])
             load_optimizer_state(optimizer, model, state["optimizer"])
-            start_epoch, best_acc, history = state["epoch"] + 1, state["best_valid_acc"], state["history"]
+            start_epoch, best, history = state["epoch"] + 1, state[best_name], state["history"]
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{paths.last} is not a last-state file of this run ({e}); train without --resume") from None
         logger.info("resumed from %s after epoch %d", paths.last, start_epoch)
+    net = group.wrap(model)
+    samples = cfg.train.train_ens if model.is_bayesian else 1
 
     logger.info(
-        "run %s: %s/%s on %s (%d train, %d valid images), %d parameters, device %s",
-        cfg.run_name, cfg.model.name, cfg.model.layer_type, cfg.data.name, num_train, len(valid_loader.dataset),
+        "run %s: %s/%s on %s (%d train, %d valid samples), %d parameters, device %s%s",
+        cfg.run_name, cfg.model.name, cfg.model.layer_type, cfg.data.name, num_train, int(group.sum([len(valid_loader.dataset)])[0]),
         sum(int(p.size) for p in model.parameters()), device,
+        f", {group.world_size} processes x batch {cfg.train.batch_size}" if group.parallel else "",
     )
-    with LogWriter(logdir=paths.visualdl_dir) as writer:
+    with LogWriter(logdir=paths.visualdl_dir) if group.is_main else contextlib.nullcontext() as writer:
         for epoch in range(start_epoch, cfg.train.num_epochs):
+            if hasattr(train_loader.batch_sampler, "set_epoch"):
+                train_loader.batch_sampler.set_epoch(epoch)  # the distributed shuffle, seeded by the epoch (also on resume)
             lr = optimizer.get_lr()
             started = time.perf_counter()
-            tr = train_one_epoch(model, train_loader, optimizer, cfg, epoch, num_train, logger)
+            tr = train_one_epoch(net, train_loader, optimizer, cfg, epoch, num_train, samples, group)
             scheduler.step()
-            va = score(model, valid_loader, cfg.train.valid_ens if model.is_bayesian else 1, num_train)
+            va = score(model, valid_loader, cfg.train.valid_ens if model.is_bayesian else 1, num_train, group=group)
             seconds = time.perf_counter() - started
 
             row = {"epoch": epoch + 1, "lr": lr, "epoch_seconds": seconds}
-            row.update({f"train_{k}": tr[k] for k in ("loss", "nll", "acc", "kl")})
-            row.update({f"valid_{k}": va[k] for k in ("loss", "nll", "acc", "kl")})
-            for key in HISTORY_KEYS:
+            row.update({f"train_{k}": tr[k] for k in ("loss", "nll", likelihood.metric, "kl")})
+            row.update({f"valid_{k}": va[k] for k in ("loss", "nll", likelihood.metric, "kl")})
+            for key in history_keys:
                 history[key].append(row[key])
-                if key != "epoch":
+                if key != "epoch" and writer is not None:
                     writer.add_scalar(tag=key, step=epoch + 1, value=row[key])
             logger.info(
-                "epoch %d/%d lr %.2e | train loss %.4f acc %.2f%% kl %.1f | valid loss %.4f acc %.2f%% nll %.4f | "
+                "epoch %d/%d lr %.2e | train loss %.4f %s kl %.1f | valid loss %.4f %s nll %.4f | "
                 "avg_reader_cost %.4f s avg_batch_cost %.4f s avg_ips %.1f img/s | %.1f s",
-                epoch + 1, cfg.train.num_epochs, lr, tr["loss"], tr["acc"], tr["kl"], va["loss"], va["acc"], va["nll"],
+                epoch + 1, cfg.train.num_epochs, lr, tr["loss"], likelihood.format_metric(tr[likelihood.metric]), tr["kl"],
+                va["loss"], likelihood.format_metric(va[likelihood.metric]), va["nll"],
                 tr["avg_reader_cost"], tr["avg_batch_cost"], tr["avg_ips"], seconds,
             )
 
-            if va["acc"] > best_acc:
-                best_acc = va["acc"]
+            improved = likelihood.improves(va, best)
+            best = va[likelihood.best_key] if improved else best
+            if not group.is_main:
+                continue  # the processes hold the same weights; one writes them
+            if improved:
                 atomic_save(model.state_dict(), paths.best)
-                logger.info("new best valid accuracy %.2f%%: saved %s", best_acc, paths.best)
+                logger.info("new best valid %s %.4f: saved %s", likelihood.best_key, best, paths.best)
             if (epoch + 1) % cfg.train.save_epochs == 0:
                 atomic_save(model.state_dict(), paths.periodic(epoch + 1))
             atomic_save(
-                {"model": model.state_dict(), "optimizer": optimizer_state(optimizer, model), "epoch": epoch, "best_valid_acc": best_acc, "history": history},
+                {"model": model.state_dict(), "optimizer": optimizer_state(optimizer, model), "epoch": epoch, best_name: best, "history": history},
                 paths.last,
             )
             if (epoch + 1) % cfg.train.visual_epochs == 0 or epoch + 1 == cfg.train.num_epochs:
@@ -147,7 +172,7 @@ def train(cfg, resume: bool = False) -> dict:
     return {
         "run_name": cfg.run_name,
         "epochs": len(history["epoch"]),
-        "best_valid_acc": best_acc,
+        best_name: best,
         "best_checkpoint": paths.best,
         "last_state": paths.last,
         "log_file": paths.log_file,

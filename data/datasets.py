@@ -3,6 +3,7 @@ train/validation split and the config's input size and normalisation.
 
 Files come from `data.root` when set, else from Paddle's own cache
 (~/.cache/paddle/dataset/<folder>/), where Paddle downloads them if it may.
+The tabular sets (toy_cubic, csv) come from data/tabular.py through the same loaders.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import paddle.vision.datasets as datasets
 import paddle.vision.transforms as T
-from paddle.io import DataLoader, Dataset
+from paddle.io import DataLoader, Dataset, DistributedBatchSampler
 from PIL import Image, UnidentifiedImageError
 
+from data.tabular import is_tabular, tabular_test_set, tabular_train_valid_sets
 from utils.errors import ConfigError, DataError, ImageError
 
 MNIST_FILES = {
@@ -114,19 +116,34 @@ def split_indices(n: int, valid_size: float, seed: int) -> tuple[np.ndarray, np.
     return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
 
-def build_train_valid_loaders(cfg) -> tuple[DataLoader, DataLoader]:
-    raw = _open_dataset(cfg.data, "train")
-    train_idx, valid_idx = split_indices(len(raw), cfg.data.valid_size, cfg.seed)
-    train_set = TransformedSubset(raw, train_idx, build_transform(cfg.data, train=True))
-    valid_set = TransformedSubset(raw, valid_idx, build_transform(cfg.data, train=False))
-    train_loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=True, num_workers=cfg.data.num_workers)
+def build_train_valid_loaders(cfg, rank: int = 0, world_size: int = 1) -> tuple[DataLoader, DataLoader]:
+    """Loaders of the seeded train/validation split. With several processes
+    (data-parallel training), process `rank` of `world_size` gets its share:
+    train.batch_size images per step from a DistributedBatchSampler, and every
+    world_size-th validation image (disjoint shards, nothing repeated, so that
+    summed counts give exact metrics)."""
+    if is_tabular(cfg.data.name):
+        train_set, valid_set = tabular_train_valid_sets(cfg, rank, world_size)
+    else:
+        raw = _open_dataset(cfg.data, "train")
+        train_idx, valid_idx = split_indices(len(raw), cfg.data.valid_size, cfg.seed)
+        train_set = TransformedSubset(raw, train_idx, build_transform(cfg.data, train=True))
+        valid_set = TransformedSubset(raw, valid_idx[rank::world_size], build_transform(cfg.data, train=False))
+    if world_size > 1:
+        sampler = DistributedBatchSampler(train_set, batch_size=cfg.train.batch_size, num_replicas=world_size, rank=rank, shuffle=True)
+        train_loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.data.num_workers)
+    else:
+        train_loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=True, num_workers=cfg.data.num_workers)
     valid_loader = DataLoader(valid_set, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
     return train_loader, valid_loader
 
 
 def build_test_loader(cfg) -> DataLoader:
-    raw = _open_dataset(cfg.data, "test", root=cfg.eval.data_root)
-    test_set = TransformedSubset(raw, np.arange(len(raw)), build_transform(cfg.data, train=False))
+    if is_tabular(cfg.data.name):
+        test_set = tabular_test_set(cfg)
+    else:
+        raw = _open_dataset(cfg.data, "test", root=cfg.eval.data_root)
+        test_set = TransformedSubset(raw, np.arange(len(raw)), build_transform(cfg.data, train=False))
     return DataLoader(test_set, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
 
 

@@ -32,10 +32,12 @@ def kl_weight(beta_type, batch_index: int, num_batches: int, epoch: int, num_epo
     return float(beta_type) / m
 
 
-def elbo_loss(log_probs: paddle.Tensor, labels: paddle.Tensor, kl: paddle.Tensor, beta: float, num_batches: int, num_train: int) -> paddle.Tensor:
+def elbo_loss(log_probs: paddle.Tensor, labels: paddle.Tensor, kl: paddle.Tensor, beta: float, num_batches: int, num_train: int, nll=None) -> paddle.Tensor:
     """Negative ELBO per sample for one minibatch (see the module docstring).
 
-    log_probs: [B, C] log predictive probabilities; labels: [B] int64.
+    log_probs: [B, C] log predictive probabilities; labels: [B] int64. A net with
+    another likelihood passes its outputs and its `nll(outputs, labels)`, the mean
+    NLL of the minibatch (model/likelihood.py); the KL term is the same.
     """
-    nll = F.nll_loss(log_probs, labels, reduction="mean")
-    return nll + beta * num_batches * kl / num_train
+    mean_nll = F.nll_loss(log_probs, labels, reduction="mean") if nll is None else nll(log_probs, labels)
+    return mean_nll + beta * num_batches * kl / num_train

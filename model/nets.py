@@ -9,6 +9,7 @@ import paddle.nn as nn
 from model.layers import BBB, BBB_LRT
 from model.layers.base import FlattenLayer, ModuleWrapper
 from model.layers.priors import build_prior
+from model.likelihood import attach_gaussian
 from utils.errors import ConfigError
 
 
@@ -138,8 +139,16 @@ def build_model(model_cfg, in_channels: int, input_size: int, num_classes: int) 
 
 
 def build_net(cfg) -> ModuleWrapper:
-    """The configured net, sized for the configured data set."""
+    """The configured net, sized for the configured data set, with its likelihood (model/likelihood.py)."""
     from data import dataset_info  # here, so that model/ can be used without the data package
+    from data.tabular import is_tabular, load_tabular
 
-    info = dataset_info(cfg.data.name)
-    return build_model(cfg.model, info.channels, cfg.data.input_size, info.num_classes)
+    if not is_tabular(cfg.data.name):
+        info = dataset_info(cfg.data.name)
+        return build_model(cfg.model, info.channels, cfg.data.input_size, info.num_classes)
+    table = load_tabular(cfg)
+    # a row of F features is a 1x1 input with F channels to 2fc (the config allows no other net here)
+    net = build_model(cfg.model, table.in_features, 1, table.num_outputs)
+    if cfg.model.likelihood == "gaussian":
+        attach_gaussian(net, cfg.model, table.target_std)
+    return net

@@ -22,12 +22,15 @@ BETA_TYPES = ("Blundell", "Standard", "Soenderby")
 
 CHOICES = {
     "device": ("auto", "cpu", "gpu"),
-    "data.name": ("mnist", "fashion_mnist", "cifar10", "cifar100"),
+    "data.name": ("mnist", "fashion_mnist", "cifar10", "cifar100", "toy_cubic", "csv"),
     "model.name": ("2fc", "lenet", "alexnet", "3conv3fc"),
     "model.layer_type": ("bbb", "lrt", "freq"),
     "model.activation": ("relu", "softplus"),
     "model.prior.type": ("gaussian", "mixture"),
+    "model.likelihood": ("categorical", "gaussian"),
+    "model.noise": ("fixed", "learned"),
     "pred.reject_score": tuple(n for n in SCORE_NAMES if n not in CONFIDENCE_SCORES),  # "above T" = less sure
+    "export.infer_form": ("mc", "mean"),
 }
 
 # List keys whose entries must come from a fixed set.
@@ -40,7 +43,11 @@ RANGES = {
     "data.input_size": (8, None),
     "data.valid_size": (1e-9, None),
     "data.num_workers": (0, None),
+    "data.test_fraction": (0.01, 0.99),
+    "data.toy.size": (10, None),
+    "data.toy.noise_std": (0.0, None),
     "model.hidden_units": (1, None),
+    "model.noise_std": (1e-6, None),
     "model.prior.sigma": (1e-12, None),
     "model.prior.pi": (0.0, 1.0),
     "model.prior.sigma1": (1e-12, None),
@@ -59,12 +66,19 @@ RANGES = {
     "pred.topk": (1, None),
     "pred.reject_threshold": (0.0, None),
     "eval.calibration_bins": (1, None),
+    "eval.regression_passes": (2, None),
+    "eval.interval": (0.01, 0.99),
     "ood.samples": (1, None),
     "ood.batch_size": (1, None),
+    "export.samples": (1, None),
+    "export.batch_size": (1, None),
 }
 
 # Keys whose default is null but that take a string when set.
-OPTIONAL_STR = ("data.root", "eval.weights", "eval.data_root", "ood.notmnist_root", "ood.fashion_root", "ood.freq_weights")
+OPTIONAL_STR = ("data.root", "eval.weights", "eval.data_root", "ood.notmnist_root", "ood.fashion_root", "ood.freq_weights", "export.dir", "data.csv.train", "data.csv.test", "data.csv.target")
+
+# List keys whose entries are names (strings).
+LIST_OF_STR = ("data.csv.features",)
 
 # Keys whose default is null but that take a number when set.
 OPTIONAL_NUMBER = ("pred.reject_threshold",)
@@ -207,6 +221,10 @@ def _check_value(dotted: str, value: Any, default: Any) -> None:
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{dotted} must be a path or null, got {value!r}")
         return
+    elif dotted in LIST_OF_STR:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{dotted} must be a list of column names, got {value!r}")
+        return
     elif dotted in LIST_CHOICES:
         allowed = LIST_CHOICES[dotted]
         if not isinstance(value, list) or any(v not in allowed for v in value):
@@ -254,6 +272,29 @@ def _check_consistency(cfg: Config) -> None:
     prior = cfg.model.prior
     if prior.type == "mixture" and not prior.sigma2 < prior.sigma1:
         raise ConfigError("model.prior.sigma2 must be smaller than model.prior.sigma1 for the scale mixture")
+    _check_tabular(cfg)
+
+
+def _check_tabular(cfg: Config) -> None:
+    """Tabular sets feed 2fc only; a Gaussian likelihood needs a real target (toy_cubic or csv)."""
+    data, model = cfg.data, cfg.model
+    tabular = data.name in ("toy_cubic", "csv")
+    if tabular and model.name != "2fc":
+        raise ConfigError(f"data.name {data.name} is tabular and needs model.name 2fc, got {model.name}")
+    if model.likelihood == "gaussian" and not tabular:
+        raise ConfigError(f"model.likelihood gaussian (regression) needs data.name toy_cubic or csv, got {data.name}")
+    if data.name == "toy_cubic":
+        if model.likelihood != "gaussian":
+            raise ConfigError("data.name toy_cubic is a regression set; set model.likelihood gaussian")
+        x_range = data.toy.x_range
+        if len(x_range) != 2 or not x_range[0] < x_range[1]:
+            raise ConfigError(f"data.toy.x_range must be [low, high] with low < high, got {x_range}")
+    if data.name == "csv":
+        spec = data.csv
+        if spec.train is None or spec.target is None or not spec.features:
+            raise ConfigError("data.name csv needs data.csv.train (a file), data.csv.features (column names) and data.csv.target (a column name)")
+        if spec.target in spec.features:
+            raise ConfigError(f"data.csv.target '{spec.target}' is also in data.csv.features; a column is either an input or the target")
 
 
 def load_config(path: str, overrides: Iterable[str] = (), base_path: str | None = None) -> Config:

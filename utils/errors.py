@@ -21,5 +21,9 @@ class ImageError(UserError):
     pass
 
 
+class ExportError(UserError):
+    """A missing or unreadable exported inference model (--mode infer)."""
+
+
 class TrainingDiverged(UserError):
     pass

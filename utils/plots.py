@@ -1,5 +1,5 @@
-"""Learning curves, reliability diagrams, per-image predictions and OOD score
-histograms as PNG files, each written to a temporary file and renamed into place."""
+"""Learning curves, reliability diagrams, per-image predictions, OOD score
+histograms and regression bands as PNG files, each written to a temporary file and renamed into place."""
 from __future__ import annotations
 
 import os
@@ -36,9 +36,15 @@ def _save(fig, path: str) -> str:
 
 
 def plot_history(history: dict, image_dir: str) -> list[str]:
-    """acc.png, error.png and loss.png of train and valid, per epoch."""
+    """acc.png, error.png and loss.png of train and valid, per epoch (rmse.png
+    and loss.png for a regression run)."""
     os.makedirs(image_dir, exist_ok=True)
     epochs = history["epoch"]
+    if "train_rmse" in history:
+        paths = [os.path.join(image_dir, name) for name in ("rmse.png", "loss.png")]
+        _plot(paths[0], epochs, {"train": history["train_rmse"], "valid": history["valid_rmse"]}, "RMSE (target units)")
+        _plot(paths[1], epochs, {"train": history["train_loss"], "valid": history["valid_loss"]}, "negative ELBO per sample")
+        return paths
     paths = [os.path.join(image_dir, name) for name in ("acc.png", "error.png", "loss.png")]
     _plot(paths[0], epochs, {"train": history["train_acc"], "valid": history["valid_acc"]}, "accuracy (%)")
     _plot(paths[1], epochs, {"train": [100 - a for a in history["train_acc"]], "valid": [100 - a for a in history["valid_acc"]]}, "error (%)")
@@ -121,4 +127,22 @@ def plot_ood_histograms(path: str, in_scores: dict, out_scores: dict, in_name: s
     for ax in axes.ravel()[len(names):]:
         ax.set_axis_off()
     fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def plot_regression(path: str, data: tuple, grid_x: np.ndarray, band: dict, train_range: tuple, interval: float, title: str) -> str:
+    """Held-out points data = (x, y), the predictive mean and central interval
+    band = {mean, low, high} along grid_x, and the training inputs' range shaded."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.axvspan(*train_range, color="0.93", zorder=0, label="training range")
+    ax.scatter(*data, s=3, alpha=0.25, color="tab:gray", label="held-out data")
+    tail = 100 * (1 - interval) / 2
+    ax.fill_between(grid_x, band["low"], band["high"], color="tab:blue", alpha=0.3, label=f"{tail:g}-{100 - tail:g} % predictive band")
+    ax.plot(grid_x, band["mean"], color="tab:blue", linewidth=2, label="predictive mean")
+    ax.set_xlim(grid_x[0], grid_x[-1])
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
     return _save(fig, path)

@@ -103,9 +103,13 @@ class ModuleWrapper(nn.Layer):
     returns (logits, kl), the KL summed over all Bayesian sublayers."""
 
     def forward(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
+        return self.logits(x), self.kl_loss()
+
+    def logits(self, x: paddle.Tensor) -> paddle.Tensor:
+        """The sublayers only, without the KL: what an exported model computes (export.py)."""
         for layer in self.children():
             x = layer(x)
-        return x, self.kl_loss()
+        return x
 
     def bayesian_layers(self) -> list[BayesianLayer]:
         return [layer for layer in self.sublayers() if isinstance(layer, BayesianLayer)]

@@ -51,6 +51,12 @@ def seed(value: int) -> None:
 
 def standard_normal_like(x: paddle.Tensor) -> paddle.Tensor:
     """Independent N(0, 1) draws of x's shape and dtype."""
+    if not paddle.in_dynamic_mode():
+        # Traced into a program (export.py): NumPy cannot run inside it. Sizes unknown
+        # until the program runs (the batch: -1) are read then; the others stay fixed,
+        # which conv2d's shape checks need.
+        sizes = paddle.shape(x)
+        return paddle.randn([n if isinstance(n, int) and n >= 0 else sizes[i] for i, n in enumerate(x.shape)], dtype=x.dtype)
     if _stream is None or x.dtype != paddle.float32 or not paddle.get_device().startswith("cpu"):
         return paddle.randn(x.shape, dtype=x.dtype)
     return paddle.to_tensor(_stream.draw(tuple(int(s) for s in x.shape)))
