@@ -23,8 +23,8 @@ class BayesianLayer(nn.Layer):
         self.prior = prior if prior is not None else GaussianPrior(0.0, 0.1)
         self.sample = True
         # What the last forward computed, reused by kl_loss() so that no pass over
-        # the weights is made twice: the (mu, sigma) pairs and the drawn weights.
-        self._posterior = self._drawn = None
+        # the weights is made twice: the (mu, sigma) pairs, the drawn weights, sigma^2.
+        self._posterior = self._drawn = self._variances = None
 
         def param(shape, init):
             return self.create_parameter(shape, default_initializer=nn.initializer.Normal(init[0], init[1]))
@@ -56,13 +56,18 @@ class BayesianLayer(nn.Layer):
             self._drawn = drawn
         return drawn
 
+    def variances(self) -> list[paddle.Tensor]:
+        """[sigma^2] of the weight and, if any, the bias; remembered for kl_loss()."""
+        self._variances = [paddle.square(sigma) for _, sigma in self.posterior()]
+        return self._variances
+
     def kl_loss(self) -> paddle.Tensor:
         """KL(q || p) summed over weights and biases: closed form, or log q(w) - log p(w) at a sample."""
         pairs = self._posterior or self.posterior()
-        drawn = self._drawn
-        self._posterior = self._drawn = None
+        drawn, variances = self._drawn, self._variances or [None] * len(pairs)
+        self._posterior = self._drawn = self._variances = None
         if self.prior.closed_form_kl:
-            return sum(self.prior.kl(mu, sigma) for mu, sigma in pairs)
+            return sum(self.prior.kl(mu, sigma, var) for (mu, sigma), var in zip(pairs, variances))
         if drawn is None:  # LRT draws no weights in forward; draw some for the estimate
             drawn = self._sample(pairs)
         return sum((normal_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum() for w, (mu, sigma) in zip(drawn, pairs))
