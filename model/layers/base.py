@@ -7,6 +7,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from model.layers.fused import gaussian_posterior_kl
 from model.layers.noise import standard_normal_like
 from model.layers.priors import GaussianPrior, normal_log_prob
 
@@ -23,8 +24,9 @@ class BayesianLayer(nn.Layer):
         self.prior = prior if prior is not None else GaussianPrior(0.0, 0.1)
         self.sample = True
         # What the last forward computed, reused by kl_loss() so that no pass over
-        # the weights is made twice: the (mu, sigma) pairs, the drawn weights, sigma^2.
-        self._posterior = self._drawn = self._variances = None
+        # the weights is made twice: the (mu, sigma) pairs, the KL when the fused
+        # operator computed it along with sigma, the drawn weights, sigma^2.
+        self._posterior = self._kl = self._drawn = self._variances = None
 
         def param(shape, init):
             return self.create_parameter(shape, default_initializer=nn.initializer.Normal(init[0], init[1]))
@@ -38,12 +40,21 @@ class BayesianLayer(nn.Layer):
             self.bias_rho = param(bias_shape, rho_init)
 
     def posterior(self) -> list[tuple[paddle.Tensor, paddle.Tensor]]:
-        """[(mu, sigma)] of the weight and, if any, the bias; remembered for kl_loss()."""
-        pairs = [(self.weight_mu, F.softplus(self.weight_rho))]
+        """[(mu, sigma)] of the weight and, if any, the bias; remembered for kl_loss().
+
+        With a Gaussian prior, the fused operator (model/layers/fused.py) gives each
+        sigma and its KL term in one pass; kl_loss() then only adds them up."""
+        params = [(self.weight_mu, self.weight_rho)]
         if self.bias_mu is not None:
-            pairs.append((self.bias_mu, F.softplus(self.bias_rho)))
-        self._posterior = pairs
-        return pairs
+            params.append((self.bias_mu, self.bias_rho))
+        fused = [gaussian_posterior_kl(mu, rho, self.prior.mu, self.prior.sigma) for mu, rho in params] if self.prior.closed_form_kl else [None]
+        if all(result is not None for result in fused):
+            self._posterior = [(mu, sigma) for (mu, _), (sigma, _) in zip(params, fused)]
+            self._kl = sum(kl for _, kl in fused)
+        else:
+            self._posterior = [(mu, F.softplus(rho)) for mu, rho in params]
+            self._kl = None
+        return self._posterior
 
     @staticmethod
     def _sample(pairs) -> list[paddle.Tensor]:
@@ -64,8 +75,10 @@ class BayesianLayer(nn.Layer):
     def kl_loss(self) -> paddle.Tensor:
         """KL(q || p) summed over weights and biases: closed form, or log q(w) - log p(w) at a sample."""
         pairs = self._posterior or self.posterior()
-        drawn, variances = self._drawn, self._variances or [None] * len(pairs)
-        self._posterior = self._drawn = self._variances = None
+        kl, drawn, variances = self._kl, self._drawn, self._variances or [None] * len(pairs)
+        self._posterior = self._kl = self._drawn = self._variances = None
+        if kl is not None:
+            return kl
         if self.prior.closed_form_kl:
             return sum(self.prior.kl(mu, sigma, var) for (mu, sigma), var in zip(pairs, variances))
         if drawn is None:  # LRT draws no weights in forward; draw some for the estimate
