@@ -83,6 +83,16 @@ def test_gradient_of_the_kl_alone_and_of_sigma_alone_on_two_threads(op_available
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
+def test_the_kl_is_the_same_number_whatever_the_thread_count(op_available, monkeypatch):
+    # a seeded training run must repeat exactly on any number of cores
+    mu, rho = tensors([], seed=4, shape=(1000, 300))
+    kls = []
+    for threads in (1, 2, 1, 2):
+        monkeypatch.setattr(fused, "THREADS", threads)
+        kls.append(float(fused.gaussian_posterior_kl(mu, rho, 0.0, 0.1)[1]))
+    assert len(set(kls)) == 1
+
+
 def test_falls_back_outside_dynamic_mode_or_float32_or_when_disabled(op_available, monkeypatch):
     mu, rho = tensors([])
     assert fused.gaussian_posterior_kl(mu.astype("float64"), rho.astype("float64"), 0.0, 0.1) is None

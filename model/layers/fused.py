@@ -4,7 +4,7 @@ gaussian_posterior_kl(mu, rho, prior_mu, prior_sigma) returns (sigma, kl), with
 sigma = softplus(rho) and kl = KL(N(mu, sigma^2) || N(prior_mu, prior_sigma^2))
 summed over the elements, and gradients for both: one vectorized pass over the
 weights forward and one backward instead of a dozen scalar Paddle kernels
-(BBB_FUSED_THREADS=n in the environment: n OpenMP threads, see THREADS). It returns None, and the caller uses the Paddle operators instead,
+(with OpenMP threads, see THREADS). It returns None, and the caller uses the Paddle operators instead,
 when the fused operator cannot be used: BBB_FUSED_KL=0 in the environment (or
 ENABLED = False here), the build failed (no C++ compiler, ...), the tensors are
 not float32 on the CPU, or Paddle is not in dynamic mode (export.py traces the
@@ -28,10 +28,12 @@ import warnings
 import paddle
 
 ENABLED = os.environ.get("BBB_FUSED_KL", "1") != "0"
-# OpenMP threads per call. One by default: the vectorized pass takes ~3 ms per
-# million weights, and a second thread on a core that another process keeps
-# busy made a 2fc step slower, not faster.
-THREADS = max(1, int(os.environ.get("BBB_FUSED_THREADS", "1")))
+# OpenMP threads per call: every core this process may use, unless
+# BBB_FUSED_THREADS says otherwise. On this 2-core machine, idle, 2 threads made a
+# 2fc LRT step 2.3-2.6x its deterministic twin against 2.7-3.0x with 1; but with
+# another job keeping a core busy, 2 threads were slower than 1: set
+# BBB_FUSED_THREADS=1 when the cores are shared (e.g. several training processes).
+THREADS = max(1, int(os.environ.get("BBB_FUSED_THREADS", "0")) or len(os.sched_getaffinity(0)))
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "gaussian_posterior.cc")
 NAME = "bbb_gaussian_posterior"
 

@@ -13,6 +13,7 @@
 //   grad_mu  = grad_kl (mu - prior_mu) / prior_sigma^2
 // Replaces some ten single-threaded elementwise kernels (and their gradients).
 // `threads` OpenMP threads share tensors of kParallelFrom elements or more.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -93,7 +94,7 @@ inline Softplus softplus_and_log(float r) {
 inline float sigmoid(float r) { return 1.0f / (1.0f + fast_exp(-r)); }
 
 constexpr int64_t kParallelFrom = 1 << 15;  // smaller tensors: one thread, no start-up cost
-constexpr int64_t kChunk = 1 << 13;  // dynamic chunks: a thread slowed by other processes does less
+constexpr int64_t kChunk = 1 << 13;  // dynamic chunks: a thread slowed by other processes does fewer
 
 void check(const paddle::Tensor& t, const char* name) {
   PD_CHECK(t.is_cpu(), name, " must be on the CPU");
@@ -113,15 +114,25 @@ std::vector<paddle::Tensor> GaussianPosteriorForward(const paddle::Tensor& mu, c
   float* s = sigma.data<float>();
   const int64_t n = rho.numel();
   const float half_inv_var = 0.5f / (prior_sigma * prior_sigma);
-  double sum = 0.0;
-#pragma omp parallel for simd schedule(dynamic, kChunk) reduction(+ : sum) num_threads(threads) if (n >= kParallelFrom)
-  for (int64_t i = 0; i < n; ++i) {
-    const Softplus sp = softplus_and_log(r[i]);
-    const float d = m[i] - prior_mu;
-    s[i] = sp.sigma;
-    sum += static_cast<double>((sp.sigma * sp.sigma + d * d) * half_inv_var - sp.log_sigma);
+  // One partial sum per fixed chunk, added up in order: the KL is the same
+  // number whatever the thread count and however the chunks were shared out.
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(chunks, 0.0);
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (n >= kParallelFrom)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t end = std::min(n, (c + 1) * kChunk);
+    double chunk_sum = 0.0;
+#pragma omp simd reduction(+ : chunk_sum)
+    for (int64_t i = c * kChunk; i < end; ++i) {
+      const Softplus sp = softplus_and_log(r[i]);
+      const float d = m[i] - prior_mu;
+      s[i] = sp.sigma;
+      chunk_sum += static_cast<double>((sp.sigma * sp.sigma + d * d) * half_inv_var - sp.log_sigma);
+    }
+    partial[c] = chunk_sum;
   }
-  sum += static_cast<double>(n) * (std::log(static_cast<double>(prior_sigma)) - 0.5);
+  double sum = static_cast<double>(n) * (std::log(static_cast<double>(prior_sigma)) - 0.5);
+  for (const double p : partial) sum += p;
   kl.data<float>()[0] = static_cast<float>(sum);
   return {sigma, kl};
 }
