@@ -11,13 +11,11 @@ import os
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
 from data import build_test_loader
 from model.likelihood import likelihood_of
-from model.mc import mc_log_probs
 from model.nets import build_net
-from regression import evaluate_regression, score_regression
+from regression import evaluate_regression
 from utils.checkpoint import load_weights
 from utils.metrics import brier_score, expected_calibration_error, reliability_bins
 from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
@@ -41,32 +39,33 @@ def calibration(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict:
 
 @paddle.no_grad()
 def score(model, loader, samples: int, num_train: int | None = None, calibration_bins: int | None = None, group=None) -> dict:
-    """Accuracy and error counted per sample over the whole loader, mean NLL,
+    """Counted per sample over the whole loader: the mean NLL, the likelihood's figure
+    (accuracy and error for classes, RMSE for regression: model/likelihood.py), the
     KL, (given num_train) the negative ELBO per training sample, and (given
-    calibration_bins) the calibration figures of calibration(). Given a
+    calibration_bins, classes only) the calibration figures of calibration(). Given a
     utils.distributed.ProcessGroup whose processes each hold a shard of the
     data, the counts are summed over all of them first."""
-    if likelihood_of(model).is_regression:
-        return score_regression(model, loader, samples, num_train, group)  # RMSE in place of accuracy and calibration
     model.eval()
-    n = correct = 0
-    nll_sum = kl_sum = 0.0
-    batches = 0
+    likelihood = likelihood_of(model)
+    n = batches = 0
+    nll_sum = fit = kl_sum = 0.0
     kept_probs, kept_labels = [], []
-    for images, labels in loader:
-        log_probs, kl = mc_log_probs(model, images, samples)
-        nll_sum += float(F.nll_loss(log_probs, labels, reduction="sum"))
-        correct += int((log_probs.argmax(axis=-1) == labels).astype("int64").sum())
-        n += labels.shape[0]
+    for inputs, targets in loader:
+        outputs, kl = likelihood.mc_outputs(model, inputs, samples)
+        nll_sum += float(likelihood.nll(outputs, targets, reduction="sum"))
+        fit += likelihood.fit_sum(outputs, targets)
+        n += targets.shape[0]
         kl_sum += float(kl)
         batches += 1
         if calibration_bins:  # validation during training skips this
-            kept_probs.append(paddle.exp(log_probs).numpy())
-            kept_labels.append(labels.numpy())
+            kept_probs.append(paddle.exp(outputs).numpy())
+            kept_labels.append(targets.numpy())
     if group is not None:
-        n, correct, nll_sum, kl_sum, batches = group.sum([n, correct, nll_sum, kl_sum, batches])
-        n, correct = int(n), int(correct)
-    result = {"n": n, "acc": 100.0 * correct / n, "error": 100.0 * (n - correct) / n, "nll": nll_sum / n, "kl": kl_sum / max(batches, 1)}
+        n, fit, nll_sum, kl_sum, batches = group.sum([n, fit, nll_sum, kl_sum, batches])
+        n = int(n)
+    result = {"n": n, likelihood.metric: likelihood.metric_value(fit, n), "nll": nll_sum / n, "kl": kl_sum / max(batches, 1)}
+    if not likelihood.is_regression:
+        result["error"] = 100.0 * (n - fit) / n  # fit: the number of right answers
     if num_train:
         result["loss"] = result["nll"] + result["kl"] / num_train
     if calibration_bins:

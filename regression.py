@@ -34,29 +34,6 @@ PLOT_POINTS = 400   # x values along the plotted curve
 
 
 @paddle.no_grad()
-def score_regression(model, loader, samples: int, num_train: int | None = None, group=None) -> dict:
-    """Validation figures like eval.score's: the mean NLL (standardised, as in the
-    loss), the RMSE in target units, the KL and (given num_train) the negative ELBO per sample."""
-    model.eval()
-    likelihood = likelihood_of(model)
-    n = batches = 0
-    nll_sum = fit = kl_sum = 0.0
-    for x, y in loader:
-        outputs, kl = likelihood.mc_outputs(model, x, samples)
-        nll_sum += float(likelihood.nll(outputs, y, reduction="sum"))
-        fit += likelihood.fit_sum(outputs, y)
-        kl_sum += float(kl)
-        n += y.shape[0]
-        batches += 1
-    if group is not None:
-        n, fit, nll_sum, kl_sum, batches = group.sum([n, fit, nll_sum, kl_sum, batches])
-    result = {"n": int(n), "nll": nll_sum / n, "rmse": likelihood.metric_value(fit, n), "kl": kl_sum / max(batches, 1)}
-    if num_train:
-        result["loss"] = result["nll"] + result["kl"] / num_train
-    return result
-
-
-@paddle.no_grad()
 def pass_means(model, x: np.ndarray, passes: int, batch_size: int) -> np.ndarray:
     """Predicted means of every pass over standardised inputs x [N, F]: [passes, N], standardised.
     A deterministic net predicts the same every pass: computed once and repeated, so that
