@@ -14,11 +14,10 @@ import paddle
 
 from data import build_test_loader
 from model.likelihood import likelihood_of
-from model.nets import build_net
+from model.nets import load_trained_net
 from regression import evaluate_regression
-from utils.checkpoint import load_weights
 from utils.metrics import brier_score, expected_calibration_error, reliability_bins
-from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
+from utils.runtime import seed_everything, set_device, setup_logging
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict:
@@ -82,9 +81,7 @@ def evaluate(cfg, weights: str | None = None, plot: bool = False) -> dict:
     set_device(cfg.device)
     seed_everything(cfg.seed)
     logger = setup_logging()
-    path = weights or cfg.eval.weights or RunPaths(cfg).best
-    model = build_net(cfg)
-    load_weights(model, path, what=f"{cfg.model.name}/{cfg.model.layer_type}")
+    model, path = load_trained_net(cfg, weights)
     loader = build_test_loader(cfg)
     results = {"weights": path, "model": cfg.model.name, "layer_type": cfg.model.layer_type, "dataset": cfg.data.name}
     bins = cfg.eval.calibration_bins

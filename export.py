@@ -23,8 +23,7 @@ from paddle.static import InputSpec
 
 from data import dataset_info
 from data.tabular import require_image_data
-from model.nets import build_net
-from utils.checkpoint import load_weights
+from model.nets import load_trained_net
 from utils.runtime import RunPaths, set_device, setup_logging
 
 MANIFEST = "export.yaml"
@@ -78,9 +77,7 @@ def export(cfg, weights: str | None = None, out_dir: str | None = None) -> dict:
     set_device(cfg.device)
     logger = setup_logging()
     out_dir = out_dir or export_dir(cfg)
-    path = weights or cfg.eval.weights or RunPaths(cfg).best
-    net = build_net(cfg)
-    load_weights(net, path, what=f"{cfg.model.name}/{cfg.model.layer_type}")
+    net, path = load_trained_net(cfg, weights)
     net.eval()
     info = dataset_info(cfg.data.name)
     input_shape = [info.channels, cfg.data.input_size, cfg.data.input_size]

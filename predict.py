@@ -14,10 +14,9 @@ from data import load_image
 from data.datasets import expand_image_paths
 from data.tabular import require_image_data
 from model.mc import mc_logits
-from model.nets import build_net
-from utils.checkpoint import load_weights
+from model.nets import load_trained_net
 from utils.errors import ImageError
-from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
+from utils.runtime import seed_everything, set_device, setup_logging
 from utils.uncertainty import decompose, entropy, mutual_information, pass_probabilities, uncertainty_scores
 
 
@@ -93,9 +92,7 @@ def predict(
     seed_everything(cfg.seed)
     logger = setup_logging()
     samples = samples or cfg.pred.samples
-    model = build_net(cfg)
-    path = weights or cfg.eval.weights or RunPaths(cfg).best
-    load_weights(model, path, what=f"{cfg.model.name}/{cfg.model.layer_type}")
+    model, _ = load_trained_net(cfg, weights)
     model.eval()
     if not model.is_bayesian:
         samples = 1  # a deterministic net gives the same answer every pass

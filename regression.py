@@ -24,10 +24,9 @@ import paddle
 
 from data.tabular import TabularData, load_tabular
 from model.likelihood import likelihood_of
-from model.nets import build_net
-from utils.checkpoint import load_weights
+from model.nets import load_trained_net
 from utils.errors import ConfigError
-from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
+from utils.runtime import seed_everything, set_device, setup_logging
 
 PLOT_MARGIN = 0.5   # the plot reaches this share of the training range's width beyond each side
 PLOT_POINTS = 400   # x values along the plotted curve
@@ -86,9 +85,7 @@ def evaluate_regression(cfg, weights: str | None = None, plot: bool = False) -> 
     table = load_tabular(cfg)
     if plot and table.in_features != 1:
         raise ConfigError(f"--plot draws regression.png for 1-D inputs only, and data.csv.features names {table.in_features} columns; leave out --plot")
-    path = weights or cfg.eval.weights or RunPaths(cfg).best
-    model = build_net(cfg)
-    load_weights(model, path, what=f"{cfg.model.name}/{cfg.model.layer_type}")
+    model, path = load_trained_net(cfg, weights)
     model.set_sampling(True)
     passes, interval = cfg.eval.regression_passes, cfg.eval.interval
 

@@ -10,7 +10,9 @@ from model.layers import BBB, BBB_LRT
 from model.layers.base import FlattenLayer, ModuleWrapper
 from model.layers.priors import build_prior
 from model.likelihood import attach_gaussian
+from utils.checkpoint import load_weights
 from utils.errors import ConfigError
+from utils.runtime import RunPaths
 
 
 def _freq_linear(in_features, out_features, bias=True):
@@ -152,3 +154,12 @@ def build_net(cfg) -> ModuleWrapper:
     if cfg.model.likelihood == "gaussian":
         attach_gaussian(net, cfg.model, table.target_std)
     return net
+
+
+def load_trained_net(cfg, weights: str | None = None) -> tuple[ModuleWrapper, str]:
+    """The configured net with trained weights from `weights`, else eval.weights, else
+    the run's best checkpoint; and the path they came from."""
+    path = weights or cfg.eval.weights or RunPaths(cfg).best
+    net = build_net(cfg)
+    load_weights(net, path, what=f"{cfg.model.name}/{cfg.model.layer_type}")
+    return net, path
