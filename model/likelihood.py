@@ -16,9 +16,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from model.layers.priors import normal_log_prob
 from model.mc import log_mean_exp, mc_log_probs
-
-LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class Categorical:
@@ -104,8 +103,7 @@ class Gaussian:
     def nll(self, outputs: paddle.Tensor, labels: paddle.Tensor, reduction: str = "mean") -> paddle.Tensor:
         """-log of the likelihood averaged over the passes (a mixture of Gaussians), per sample."""
         means, sigma = outputs[..., 0], outputs[..., 1]
-        z = (labels.astype(outputs.dtype).reshape([1, -1]) - means) / sigma
-        log_lik = log_mean_exp(-0.5 * z * z - paddle.log(sigma) - LOG_SQRT_2PI, axis=0)
+        log_lik = log_mean_exp(normal_log_prob(labels.astype(outputs.dtype).reshape([1, -1]), means, sigma), axis=0)
         return -(log_lik.mean() if reduction == "mean" else log_lik.sum())
 
     def fit_sum(self, outputs: paddle.Tensor, labels: paddle.Tensor) -> float:
