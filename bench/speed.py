@@ -1,6 +1,7 @@
 """Training-step speed of the Bayesian nets against their deterministic twins.
 
     python bench/speed.py [--nets 2fc lenet] [--batch 128] [--steps 30] [--json]
+    python bench/speed.py --nets 2fc -o model.prior.type=mixture   # any config key, as in main.py
 
 For each net and layer type: median milliseconds per full training step
 (forward, ELBO, backward, Adam) over --steps steps after --warmup, images per
@@ -24,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INPUT_SIZE = {"2fc": 28, "lenet": 32, "alexnet": 32, "3conv3fc": 32}
 
 
-def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, mc_samples: int) -> dict:
+def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, mc_samples: int, overrides: list[str]) -> dict:
     """Time one net in this process."""
     sys.path.insert(0, REPO)
     import paddle
@@ -36,7 +37,7 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
     from utils.config import load_config
     from utils.runtime import seed_everything, set_device
 
-    cfg = load_config(os.path.join(REPO, "conf", "base.yaml"), [f"model.name={net}", f"model.layer_type={layer_type}", f"data.input_size={INPUT_SIZE[net]}"])
+    cfg = load_config(os.path.join(REPO, "conf", "base.yaml"), [f"model.name={net}", f"model.layer_type={layer_type}", f"data.input_size={INPUT_SIZE[net]}", *overrides])
     device = set_device(cfg.device)
     seed_everything(0)
     model = build_net(cfg)
@@ -102,17 +103,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--mc-samples", type=int, default=10)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="change a key of conf/base.yaml for every case (repeatable)")
     parser.add_argument("--one", nargs=2, metavar=("NET", "LAYER_TYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.one:
-        print(json.dumps(measure_one(*args.one, args.batch, args.steps, args.warmup, args.mc_samples)))
+        print(json.dumps(measure_one(*args.one, args.batch, args.steps, args.warmup, args.mc_samples, args.override)))
         return
 
     rows = []
     for net in args.nets:
         for layer_type in args.layer_types:
-            cmd = [sys.executable, os.path.abspath(__file__), "--one", net, layer_type, "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup), "--mc-samples", str(args.mc_samples)]
+            cmd = [sys.executable, os.path.abspath(__file__), "--one", net, layer_type, "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup), "--mc-samples", str(args.mc_samples)] + [f"-o{o}" for o in args.override]
             done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
             if done.returncode:
                 sys.exit(f"bench failed for {net}/{layer_type}:\n{done.stderr[-2000:]}")
@@ -122,9 +124,10 @@ def main() -> None:
         r["ratio_to_freq"] = r["ms_per_step"] / freq[r["net"]] if r["net"] in freq else None
 
     if args.json:
-        print(json.dumps({"rows": rows}))
+        print(json.dumps({"overrides": args.override, "rows": rows}))
         return
-    print(f"device {rows[0]['device']}, Paddle {rows[0]['paddle']}, batch {args.batch}, median of {args.steps} steps")
+    changed = f", {' '.join(args.override)}" if args.override else ""
+    print(f"device {rows[0]['device']}, Paddle {rows[0]['paddle']}, batch {args.batch}, median of {args.steps} steps{changed}")
     print(f"{'net':8} {'layers':6} {'ms/step':>9} {'img/s':>9} {'x freq':>7} {'MC eval img/s':>14} {'peak MB':>8}")
     for r in rows:
         ratio = f"{r['ratio_to_freq']:.2f}" if r["ratio_to_freq"] else "-"

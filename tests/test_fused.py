@@ -5,7 +5,7 @@ import paddle.nn.functional as F
 import pytest
 
 from model.layers import fused
-from model.layers.priors import GaussianPrior
+from model.layers.priors import GaussianPrior, ScaleMixturePrior, normal_log_prob
 
 EXTREME_RHO = [-30.0, -5.0, 0.0, 5.0, 25.0]
 
@@ -118,13 +118,84 @@ def test_a_failed_build_falls_back_and_logs_once(monkeypatch, caplog):
     assert sum("fused Gaussian KL unavailable" in record.message for record in caplog.records) == 1
 
 
-def train_step_results(layer_type, use_fused, monkeypatch, sample=True):
+def mixture_reference(mu, rho, eps, pi, sigma1, sigma2):
+    """sigma, the Monte-Carlo KL and its gradients (mu, rho) in float64 numpy."""
+    mu, rho, eps = (t.numpy().astype("float64") for t in (mu, rho, eps))
+    sigma = np.where(rho > 20, rho, np.log1p(np.exp(rho)))
+    w = mu + sigma * eps
+    logs = np.stack([np.log(pi / sigma1) - w**2 / (2 * sigma1**2), np.log((1 - pi) / sigma2) - w**2 / (2 * sigma2**2)])
+    log_p = np.logaddexp(logs[0], logs[1])
+    kl = np.sum(-np.log(sigma) - eps**2 / 2 - log_p)
+    wide = np.exp(logs[0] - log_p)  # the wide component's responsibility
+    d_w = w * (wide / sigma1**2 + (1 - wide) / sigma2**2)
+    return sigma, kl, d_w, (d_w * eps - 1 / sigma) / (1 + np.exp(-rho))
+
+
+def mixture_tensors(seed, shape=(300, 200)):
+    mu, rho = tensors([-30.0, -20.5, 19.5, 25.0], seed=seed, shape=shape, rho_range=(-9.0, 3.0))
+    mu = paddle.to_tensor(mu.numpy() * 0.1)  # weights near 0, where the narrow component matters
+    mu.stop_gradient = False
+    return mu, rho, paddle.to_tensor(np.random.default_rng(seed + 1).normal(size=shape).astype("float32"))
+
+
+@pytest.mark.parametrize("pi, sigma1, sigma2", [(0.5, 1.0, np.exp(-7)), (0.25, np.exp(-1), np.exp(-6))])
+def test_mixture_kl_and_its_gradients_match_float64(op_available, monkeypatch, pi, sigma1, sigma2):
+    monkeypatch.setattr(fused, "THREADS", 2)
+    mu, rho, eps = mixture_tensors(5)
+    sigma, kl = fused.mixture_posterior_kl(mu, rho, eps, pi, sigma1, sigma2)
+    kl.backward()
+    want_sigma, want_kl, want_grad_mu, want_grad_rho = mixture_reference(mu, rho, eps, pi, sigma1, sigma2)
+    np.testing.assert_allclose(sigma.numpy(), want_sigma, rtol=1e-5)
+    np.testing.assert_allclose(float(kl), want_kl, rtol=1e-5)
+    # w = mu + sigma eps is rounded to float32 before the prior sees it, and the
+    # narrow component's gradient w / sigma2^2 magnifies that: compare on the scale
+    # of the largest gradient (the Paddle operators do no better, see below).
+    for got, want in ((mu.grad.numpy(), want_grad_mu), (rho.grad.numpy(), want_grad_rho)):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5 * np.abs(want).max())
+
+
+def test_mixture_values_and_gradients_match_the_paddle_operators(op_available):
+    prior = ScaleMixturePrior(0.5, 1.0, float(np.exp(-7)))
+    c = paddle.to_tensor(np.random.default_rng(6).normal(size=(300, 200)).astype("float32"))
+    results = []
+    for use_fused in (True, False):
+        mu, rho, eps = mixture_tensors(7)
+        rho = paddle.to_tensor(np.clip(rho.numpy(), -5.0, None))  # Paddle's softplus is exact from -5 up only
+        rho.stop_gradient = False
+        if use_fused:
+            sigma, kl = fused.mixture_posterior_kl(mu, rho, eps, prior.pi, prior.sigma1, prior.sigma2)
+        else:
+            sigma = F.softplus(rho)
+            w = mu + sigma * eps
+            kl = (normal_log_prob(w, mu, sigma) - prior.log_prob(w)).sum()
+        ((sigma * c).sum() + 0.3 * kl).backward()
+        results.append([sigma.numpy(), float(kl), mu.grad.numpy(), rho.grad.numpy()])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
+
+
+def test_mixture_kl_is_the_same_number_whatever_the_thread_count(op_available, monkeypatch):
+    mu, rho, eps = mixture_tensors(8, shape=(1000, 300))
+    kls = []
+    for threads in (1, 2, 1, 2):
+        monkeypatch.setattr(fused, "THREADS", threads)
+        kls.append(float(fused.mixture_posterior_kl(mu, rho, eps, 0.5, 1.0, 0.002)[1]))
+    assert len(set(kls)) == 1
+
+
+def test_mixture_falls_back_for_a_one_component_prior(op_available):
+    mu, rho, eps = mixture_tensors(9, shape=(4, 3))
+    assert fused.mixture_posterior_kl(mu, rho, eps, 1.0, 1.0, 0.002) is None
+    assert fused.mixture_posterior_kl(mu, rho, eps, 0.0, 1.0, 0.002) is None
+
+
+def train_step_results(layer_type, use_fused, monkeypatch, sample=True, prior="gaussian"):
     from model.nets import build_net
     from utils.config import load_config
     from utils.runtime import seed_everything
 
     monkeypatch.setattr(fused, "ENABLED", use_fused)
-    cfg = load_config("conf/base.yaml", [f"model.layer_type={layer_type}", "model.hidden_units=64", "model.prior.mu=0.05"])
+    cfg = load_config("conf/base.yaml", [f"model.layer_type={layer_type}", "model.hidden_units=64", "model.prior.mu=0.05", f"model.prior.type={prior}"])
     seed_everything(0)
     net = build_net(cfg)
     net.set_sampling(sample)
@@ -137,14 +208,18 @@ def train_step_results(layer_type, use_fused, monkeypatch, sample=True):
 
 @pytest.mark.parametrize("layer_type", ["bbb", "lrt"])
 @pytest.mark.parametrize("sample", [True, False])
-def test_a_training_step_is_the_same_with_and_without_the_fused_operator(op_available, monkeypatch, layer_type, sample):
-    loss, kl, grads = train_step_results(layer_type, True, monkeypatch, sample)
-    want_loss, want_kl, want_grads = train_step_results(layer_type, False, monkeypatch, sample)
+@pytest.mark.parametrize("prior", ["gaussian", "mixture"])
+def test_a_training_step_is_the_same_with_and_without_the_fused_operator(op_available, monkeypatch, layer_type, sample, prior):
+    # with the mixture prior the same seed gives the same weight draw either way
+    loss, kl, grads = train_step_results(layer_type, True, monkeypatch, sample, prior)
+    want_loss, want_kl, want_grads = train_step_results(layer_type, False, monkeypatch, sample, prior)
     np.testing.assert_allclose(kl, want_kl, rtol=1e-5)
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
     assert grads.keys() == want_grads.keys()
     for name in grads:
-        np.testing.assert_allclose(grads[name], want_grads[name], rtol=1e-4, atol=1e-6, err_msg=name)
+        # the mixture's float32 rounding of w, magnified by 1 / sigma2^2, as above
+        atol = 1e-6 if prior == "gaussian" else 1e-4 * np.abs(want_grads[name]).max()
+        np.testing.assert_allclose(grads[name], want_grads[name], rtol=1e-4, atol=atol, err_msg=name)
 
 
 def test_layer_kl_loss_without_a_forward_uses_the_fused_operator(op_available, monkeypatch):

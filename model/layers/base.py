@@ -7,7 +7,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from model.layers.fused import gaussian_posterior_kl
+from model.layers.fused import gaussian_posterior_kl, mixture_posterior_kl
 from model.layers.noise import standard_normal_like
 from model.layers.priors import GaussianPrior, normal_log_prob
 
@@ -25,8 +25,8 @@ class BayesianLayer(nn.Layer):
         self.sample = True
         # What the last forward computed, reused by kl_loss() so that no pass over
         # the weights is made twice: the (mu, sigma) pairs, the KL when the fused
-        # operator computed it along with sigma, the drawn weights, sigma^2.
-        self._posterior = self._kl = self._drawn = self._variances = None
+        # operator computed it along with sigma, the mixture prior's weight noise, sigma^2.
+        self._posterior = self._kl = self._eps = self._variances = None
 
         def param(shape, init):
             return self.create_parameter(shape, default_initializer=nn.initializer.Normal(init[0], init[1]))
@@ -42,12 +42,20 @@ class BayesianLayer(nn.Layer):
     def posterior(self) -> list[tuple[paddle.Tensor, paddle.Tensor]]:
         """[(mu, sigma)] of the weight and, if any, the bias; remembered for kl_loss().
 
-        With a Gaussian prior, the fused operator (model/layers/fused.py) gives each
-        sigma and its KL term in one pass; kl_loss() then only adds them up."""
+        The fused operators (model/layers/fused.py) give each sigma and its KL term
+        in one pass; kl_loss() then only adds them up. The mixture prior's KL is
+        estimated at one weight draw mu + sigma * eps: its eps are drawn here, and
+        BBB's forward uses the same draw."""
         params = [(self.weight_mu, self.weight_rho)]
         if self.bias_mu is not None:
             params.append((self.bias_mu, self.bias_rho))
-        fused = [gaussian_posterior_kl(mu, rho, self.prior.mu, self.prior.sigma) for mu, rho in params] if self.prior.closed_form_kl else [None]
+        if self.prior.closed_form_kl:
+            self._eps = None
+            fused = [gaussian_posterior_kl(mu, rho, self.prior.mu, self.prior.sigma) for mu, rho in params]
+        else:
+            self._eps = [standard_normal_like(mu) for mu, _ in params]
+            prior = self.prior
+            fused = [mixture_posterior_kl(mu, rho, eps, prior.pi, prior.sigma1, prior.sigma2) for (mu, rho), eps in zip(params, self._eps)]
         if all(result is not None for result in fused):
             self._posterior = [(mu, sigma) for (mu, _), (sigma, _) in zip(params, fused)]
             self._kl = sum(kl for _, kl in fused)
@@ -57,15 +65,14 @@ class BayesianLayer(nn.Layer):
         return self._posterior
 
     @staticmethod
-    def _sample(pairs) -> list[paddle.Tensor]:
-        return [mu + sigma * standard_normal_like(mu) for mu, sigma in pairs]
+    def _sample(pairs, eps=None) -> list[paddle.Tensor]:
+        eps = eps or [standard_normal_like(mu) for mu, _ in pairs]
+        return [mu + sigma * e for (mu, sigma), e in zip(pairs, eps)]
 
     def draw_weights(self) -> list[paddle.Tensor]:
         """One sample w = mu + sigma * eps of the weight and, if any, the bias."""
-        drawn = self._sample(self.posterior())
-        if not self.prior.closed_form_kl:
-            self._drawn = drawn
-        return drawn
+        pairs = self.posterior()
+        return self._sample(pairs, self._eps)
 
     def variances(self) -> list[paddle.Tensor]:
         """[sigma^2] of the weight and, if any, the bias; remembered for kl_loss()."""
@@ -75,15 +82,13 @@ class BayesianLayer(nn.Layer):
     def kl_loss(self) -> paddle.Tensor:
         """KL(q || p) summed over weights and biases: closed form, or log q(w) - log p(w) at a sample."""
         pairs = self._posterior or self.posterior()
-        kl, drawn, variances = self._kl, self._drawn, self._variances or [None] * len(pairs)
-        self._posterior = self._kl = self._drawn = self._variances = None
+        kl, eps, variances = self._kl, self._eps, self._variances or [None] * len(pairs)
+        self._posterior = self._kl = self._eps = self._variances = None
         if kl is not None:
             return kl
         if self.prior.closed_form_kl:
             return sum(self.prior.kl(mu, sigma, var) for (mu, sigma), var in zip(pairs, variances))
-        if drawn is None:  # LRT draws no weights in forward; draw some for the estimate
-            drawn = self._sample(pairs)
-        return sum((normal_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum() for w, (mu, sigma) in zip(drawn, pairs))
+        return sum((normal_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum() for w, (mu, sigma) in zip(self._sample(pairs, eps), pairs))
 
 
 class BayesianLinear(BayesianLayer):

@@ -1,9 +1,11 @@
-"""The Gaussian posterior and its closed-form KL in one C++ pass (csrc/gaussian_posterior.cc).
+"""The Gaussian posterior and its KL in one C++ pass (csrc/gaussian_posterior.cc).
 
 gaussian_posterior_kl(mu, rho, prior_mu, prior_sigma) returns (sigma, kl), with
 sigma = softplus(rho) and kl = KL(N(mu, sigma^2) || N(prior_mu, prior_sigma^2))
-summed over the elements, and gradients for both: one vectorized pass over the
-weights forward and one backward instead of a dozen scalar Paddle kernels
+summed over the elements; mixture_posterior_kl(mu, rho, eps, pi, sigma1, sigma2)
+returns sigma and the scale-mixture prior's Monte-Carlo KL at w = mu + sigma * eps.
+Both have gradients: one vectorized pass over the weights forward and one
+backward instead of a dozen (mixture: some thirty) scalar Paddle kernels
 (with OpenMP threads, see THREADS). It returns None, and the caller uses the Paddle operators instead,
 when the fused operator cannot be used: BBB_FUSED_KL=0 in the environment (or
 ENABLED = False here), the build failed (no C++ compiler, ...), the tensors are
@@ -90,13 +92,23 @@ def _op():
     return _module
 
 
-def gaussian_posterior_kl(mu: paddle.Tensor, rho: paddle.Tensor, prior_mu: float, prior_sigma: float):
-    """(softplus(rho), KL summed over the elements) from one fused pass, or None (see the module docstring)."""
+def _usable(*tensors: paddle.Tensor):
+    """The compiled operator if it may run on these tensors, else None (see the module docstring)."""
     if not ENABLED or not paddle.in_dynamic_mode():
         return None
-    if mu.dtype != paddle.float32 or rho.dtype != paddle.float32 or not (mu.place.is_cpu_place() and rho.place.is_cpu_place()):
+    if any(t.dtype != paddle.float32 or not t.place.is_cpu_place() for t in tensors):
         return None
-    op = _op()
-    if op is None:
-        return None
-    return op.gaussian_posterior_kl(mu, rho, float(prior_mu), float(prior_sigma), THREADS)
+    return _op()
+
+
+def gaussian_posterior_kl(mu: paddle.Tensor, rho: paddle.Tensor, prior_mu: float, prior_sigma: float):
+    """(softplus(rho), closed-form KL summed over the elements) from one fused pass, or None."""
+    op = _usable(mu, rho)
+    return None if op is None else op.gaussian_posterior_kl(mu, rho, float(prior_mu), float(prior_sigma), THREADS)
+
+
+def mixture_posterior_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor, pi: float, sigma1: float, sigma2: float):
+    """(softplus(rho), log q(w) - log p(w) summed over the elements at w = mu + sigma * eps)
+    for the scale-mixture prior, from one fused pass; or None (also for pi 0 or 1)."""
+    op = _usable(mu, rho, eps) if 0.0 < pi < 1.0 else None
+    return None if op is None else op.mixture_posterior_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), THREADS)
