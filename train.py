@@ -33,9 +33,11 @@ def make_optimizer(model: paddle.nn.Layer, lr, weight_decay: float) -> paddle.op
     (decay would pull sigma = softplus(rho) towards softplus(0) = 0.69)."""
     rho = [p for name, p in model.named_parameters() if name.endswith("_rho")]
     rest = [p for name, p in model.named_parameters() if not name.endswith("_rho")]
-    groups = [{"params": rest, "weight_decay": weight_decay}]
+    # None, not 0.0: Paddle turns 0.0 into an L2Decay(0) that still scales every
+    # parameter and adds it to its gradient each step (two passes over the weights).
+    groups = [{"params": rest, "weight_decay": weight_decay or None}]
     if rho:
-        groups.append({"params": rho, "weight_decay": 0.0})
+        groups.append({"params": rho, "weight_decay": None})
     return paddle.optimizer.Adam(learning_rate=lr, parameters=groups)
 
 

@@ -75,3 +75,13 @@ def test_weight_decay_never_touches_rho():
     optimizer.step()
     np.testing.assert_array_equal(net.fc.weight_rho.numpy(), rho_before)
     assert not np.allclose(net.fc.weight_mu.numpy(), mu_before)
+
+
+def test_no_weight_decay_adds_no_regularizer_to_any_parameter():
+    # Paddle runs an L2Decay(0.0) anyway: a scale and an add per parameter each step
+    net = ModuleWrapper()
+    net.fc = BBB.BBBLinear(4, 3)
+    make_optimizer(net, 0.1, weight_decay=0.0)
+    assert all(p.regularizer is None for p in net.parameters())
+    make_optimizer(net, 0.1, weight_decay=0.5)
+    assert net.fc.weight_mu.regularizer is not None and net.fc.weight_rho.regularizer is None
