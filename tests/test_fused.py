@@ -227,7 +227,7 @@ def test_layer_kl_loss_without_a_forward_uses_the_fused_operator(op_available, m
 
     calls = []
     original = fused.gaussian_posterior_kl
-    monkeypatch.setattr("model.layers.base.gaussian_posterior_kl", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr("model.layers.priors.gaussian_posterior_kl", lambda *a: calls.append(1) or original(*a))
     layer = BBBLinear(20, 10)
     kl = layer.kl_loss()
     assert calls == [1, 1]  # weight and bias

@@ -7,7 +7,6 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from model.layers.fused import gaussian_posterior_kl, mixture_posterior_kl
 from model.layers.noise import standard_normal_like
 from model.layers.priors import GaussianPrior, normal_log_prob
 
@@ -49,13 +48,8 @@ class BayesianLayer(nn.Layer):
         params = [(self.weight_mu, self.weight_rho)]
         if self.bias_mu is not None:
             params.append((self.bias_mu, self.bias_rho))
-        if self.prior.closed_form_kl:
-            self._eps = None
-            fused = [gaussian_posterior_kl(mu, rho, self.prior.mu, self.prior.sigma) for mu, rho in params]
-        else:
-            self._eps = [standard_normal_like(mu) for mu, _ in params]
-            prior = self.prior
-            fused = [mixture_posterior_kl(mu, rho, eps, prior.pi, prior.sigma1, prior.sigma2) for (mu, rho), eps in zip(params, self._eps)]
+        self._eps = None if self.prior.closed_form_kl else [standard_normal_like(mu) for mu, _ in params]
+        fused = [self.prior.fused_posterior_kl(mu, rho, eps) for (mu, rho), eps in zip(params, self._eps or [None] * len(params))]
         if all(result is not None for result in fused):
             self._posterior = [(mu, sigma) for (mu, _), (sigma, _) in zip(params, fused)]
             self._kl = sum(kl for _, kl in fused)

@@ -5,6 +5,8 @@ import math
 
 import paddle
 
+from model.layers.fused import gaussian_posterior_kl, mixture_posterior_kl
+
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -37,6 +39,10 @@ class GaussianPrior:
         squares = var_q.sum() + paddle.square(d).sum()
         return mu_q.size * (math.log(self.sigma) - 0.5) - paddle.log(sigma_q).sum() + squares / (2 * self.sigma**2)
 
+    def fused_posterior_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps=None):
+        """(softplus(rho), the KL) in one C++ pass, or None where it cannot run (model/layers/fused.py)."""
+        return gaussian_posterior_kl(mu, rho, self.mu, self.sigma)
+
 
 class ScaleMixturePrior:
     """p(w) = pi N(0, sigma1^2) + (1 - pi) N(0, sigma2^2) (Blundell et al.): no closed-form KL."""
@@ -62,6 +68,10 @@ class ScaleMixturePrior:
             ]
         )
         return paddle.logsumexp(parts, axis=0).reshape(w.shape)
+
+    def fused_posterior_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor):
+        """(softplus(rho), log q(w) - log p(w) at w = mu + sigma * eps) in one C++ pass, or None."""
+        return mixture_posterior_kl(mu, rho, eps, self.pi, self.sigma1, self.sigma2)
 
 
 def build_prior(prior_cfg) -> GaussianPrior | ScaleMixturePrior:
