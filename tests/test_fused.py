@@ -39,16 +39,16 @@ def reference(mu, rho, prior_mu, prior_sigma):
 @pytest.mark.parametrize("prior_mu, prior_sigma", [(0.0, 0.1), (0.2, 1.5)])
 def test_sigma_and_kl_match_float64_even_for_extreme_rho(op_available, prior_mu, prior_sigma):
     mu, rho = tensors(EXTREME_RHO)
-    sigma, kl = fused.gaussian_posterior_kl(mu, rho, prior_mu, prior_sigma)
+    variance, kl = fused.gaussian_variance_kl(mu, rho, prior_mu, prior_sigma)
     want_sigma, want_kl = reference(mu, rho, prior_mu, prior_sigma)
     assert kl.shape == []
-    np.testing.assert_allclose(sigma.numpy(), want_sigma, rtol=1e-5)
+    np.testing.assert_allclose(variance.numpy(), want_sigma**2, rtol=1e-5)
     np.testing.assert_allclose(float(kl), want_kl, rtol=1e-5)
 
 
 def paddle_path(mu, rho, prior_mu, prior_sigma):
     sigma = F.softplus(rho)
-    return sigma, GaussianPrior(prior_mu, prior_sigma).kl(mu, sigma)
+    return paddle.square(sigma), GaussianPrior(prior_mu, prior_sigma).kl(mu, sigma)
 
 
 @pytest.mark.parametrize("prior_mu, prior_sigma", [(0.0, 0.1), (0.2, 1.5)])
@@ -58,26 +58,26 @@ def test_values_and_gradients_match_the_paddle_operators(op_available, prior_mu,
     rho_values = [-5.0, 0.0, 5.0, 19.5, 20.5, 25.0]
     c = paddle.to_tensor(np.random.default_rng(1).normal(size=(40, 30)).astype("float32"))
     results = []
-    for compute in (fused.gaussian_posterior_kl, paddle_path):
+    for compute in (fused.gaussian_variance_kl, paddle_path):
         mu, rho = tensors(rho_values, seed=2, rho_range=(-5.0, 8.0))
-        sigma, kl = compute(mu, rho, prior_mu, prior_sigma)
-        ((sigma * c).sum() + 0.3 * kl).backward()
-        results.append([sigma.numpy(), float(kl), mu.grad.numpy(), rho.grad.numpy()])
-    (sigma, kl, grad_mu, grad_rho), (want_sigma, want_kl, want_grad_mu, want_grad_rho) = results
-    np.testing.assert_allclose(sigma, want_sigma, rtol=2e-5)
+        variance, kl = compute(mu, rho, prior_mu, prior_sigma)
+        ((variance * c).sum() + 0.3 * kl).backward()
+        results.append([variance.numpy(), float(kl), mu.grad.numpy(), rho.grad.numpy()])
+    (variance, kl, grad_mu, grad_rho), (want_variance, want_kl, want_grad_mu, want_grad_rho) = results
+    np.testing.assert_allclose(variance, want_variance, rtol=4e-5)
     np.testing.assert_allclose(kl, want_kl, rtol=1e-5)
     np.testing.assert_allclose(grad_mu, want_grad_mu, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(grad_rho, want_grad_rho, rtol=1e-4, atol=1e-6)
 
 
-def test_gradient_of_the_kl_alone_and_of_sigma_alone_on_two_threads(op_available, monkeypatch):
+def test_gradient_of_the_kl_alone_and_of_the_variance_alone_on_two_threads(op_available, monkeypatch):
     monkeypatch.setattr(fused, "THREADS", 2)
-    for use in ("kl", "sigma"):
+    for use in ("kl", "variance"):
         grads = []
-        for compute in (fused.gaussian_posterior_kl, paddle_path):
+        for compute in (fused.gaussian_variance_kl, paddle_path):
             mu, rho = tensors([], seed=3, shape=(300, 200), rho_range=(-5.0, 8.0))
-            sigma, kl = compute(mu, rho, 0.0, 0.1)
-            (kl if use == "kl" else sigma.sum()).backward()
+            variance, kl = compute(mu, rho, 0.0, 0.1)
+            (kl if use == "kl" else variance.sum()).backward()
             grads.append([rho.grad.numpy(), np.zeros([]) if mu.grad is None else mu.grad.numpy()])
         for got, want in zip(*grads):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
@@ -89,18 +89,18 @@ def test_the_kl_is_the_same_number_whatever_the_thread_count(op_available, monke
     kls = []
     for threads in (1, 2, 1, 2):
         monkeypatch.setattr(fused, "THREADS", threads)
-        kls.append(float(fused.gaussian_posterior_kl(mu, rho, 0.0, 0.1)[1]))
+        kls.append(float(fused.gaussian_variance_kl(mu, rho, 0.0, 0.1)[1]))
     assert len(set(kls)) == 1
 
 
 def test_falls_back_outside_dynamic_mode_or_float32_or_when_disabled(op_available, monkeypatch):
     mu, rho = tensors([])
-    assert fused.gaussian_posterior_kl(mu.astype("float64"), rho.astype("float64"), 0.0, 0.1) is None
+    assert fused.gaussian_variance_kl(mu.astype("float64"), rho.astype("float64"), 0.0, 0.1) is None
     monkeypatch.setattr(paddle, "in_dynamic_mode", lambda: False)
-    assert fused.gaussian_posterior_kl(mu, rho, 0.0, 0.1) is None
+    assert fused.gaussian_variance_kl(mu, rho, 0.0, 0.1) is None
     monkeypatch.undo()
     monkeypatch.setattr(fused, "ENABLED", False)
-    assert fused.gaussian_posterior_kl(mu, rho, 0.0, 0.1) is None
+    assert fused.gaussian_variance_kl(mu, rho, 0.0, 0.1) is None
 
 
 def test_a_failed_build_falls_back_and_logs_once(monkeypatch, caplog):
@@ -113,8 +113,8 @@ def test_a_failed_build_falls_back_and_logs_once(monkeypatch, caplog):
     monkeypatch.setattr(fused, "_tried", False)
     mu, rho = tensors([])
     with caplog.at_level("INFO", logger="bbb"):
-        assert fused.gaussian_posterior_kl(mu, rho, 0.0, 0.1) is None
-        assert fused.gaussian_posterior_kl(mu, rho, 0.0, 0.1) is None
+        assert fused.gaussian_variance_kl(mu, rho, 0.0, 0.1) is None
+        assert fused.gaussian_variance_kl(mu, rho, 0.0, 0.1) is None
     assert sum("fused Gaussian KL unavailable" in record.message for record in caplog.records) == 1
 
 
@@ -142,10 +142,10 @@ def mixture_tensors(seed, shape=(300, 200)):
 def test_mixture_kl_and_its_gradients_match_float64(op_available, monkeypatch, pi, sigma1, sigma2):
     monkeypatch.setattr(fused, "THREADS", 2)
     mu, rho, eps = mixture_tensors(5)
-    sigma, kl = fused.mixture_posterior_kl(mu, rho, eps, pi, sigma1, sigma2)
+    variance, kl = fused.mixture_variance_kl(mu, rho, eps, pi, sigma1, sigma2)
     kl.backward()
     want_sigma, want_kl, want_grad_mu, want_grad_rho = mixture_reference(mu, rho, eps, pi, sigma1, sigma2)
-    np.testing.assert_allclose(sigma.numpy(), want_sigma, rtol=1e-5)
+    np.testing.assert_allclose(variance.numpy(), want_sigma**2, rtol=1e-5)
     np.testing.assert_allclose(float(kl), want_kl, rtol=1e-5)
     # w = mu + sigma eps is rounded to float32 before the prior sees it, and the
     # narrow component's gradient w / sigma2^2 magnifies that: compare on the scale
@@ -163,15 +163,36 @@ def test_mixture_values_and_gradients_match_the_paddle_operators(op_available):
         rho = paddle.to_tensor(np.clip(rho.numpy(), -5.0, None))  # Paddle's softplus is exact from -5 up only
         rho.stop_gradient = False
         if use_fused:
-            sigma, kl = fused.mixture_posterior_kl(mu, rho, eps, prior.pi, prior.sigma1, prior.sigma2)
+            variance, kl = fused.mixture_variance_kl(mu, rho, eps, prior.pi, prior.sigma1, prior.sigma2)
         else:
             sigma = F.softplus(rho)
             w = mu + sigma * eps
-            kl = (normal_log_prob(w, mu, sigma) - prior.log_prob(w)).sum()
-        ((sigma * c).sum() + 0.3 * kl).backward()
-        results.append([sigma.numpy(), float(kl), mu.grad.numpy(), rho.grad.numpy()])
+            variance, kl = paddle.square(sigma), (normal_log_prob(w, mu, sigma) - prior.log_prob(w)).sum()
+        ((variance * c).sum() + 0.3 * kl).backward()
+        results.append([variance.numpy(), float(kl), mu.grad.numpy(), rho.grad.numpy()])
     for got, want in zip(*results):
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("prior", [GaussianPrior(0.05, 0.1), ScaleMixturePrior(0.5, 1.0, float(np.exp(-7)))], ids=["gaussian", "mixture"])
+def test_a_fused_draw_matches_mu_plus_sigma_eps_and_its_kl_through_paddle(op_available, prior):
+    # what BBB's forward uses: the draw and its KL term, with gradients through both
+    c = paddle.to_tensor(np.random.default_rng(10).normal(size=(300, 200)).astype("float32"))
+    results = []
+    for use_fused in (True, False):
+        mu, rho, eps = mixture_tensors(11)
+        rho = paddle.to_tensor(np.clip(rho.numpy(), -5.0, None))  # where Paddle's softplus is exact
+        rho.stop_gradient = False
+        if use_fused:
+            w, kl = prior.fused_sample_kl(mu, rho, eps)
+        else:
+            sigma = F.softplus(rho)
+            w = mu + sigma * eps
+            kl = prior.kl(mu, sigma) if prior.closed_form_kl else (normal_log_prob(w, mu, sigma) - prior.log_prob(w)).sum()
+        ((w * c).sum() + 0.3 * kl).backward()
+        results.append([w.numpy(), float(kl), mu.grad.numpy(), rho.grad.numpy()])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
 def test_mixture_kl_is_the_same_number_whatever_the_thread_count(op_available, monkeypatch):
@@ -179,14 +200,14 @@ def test_mixture_kl_is_the_same_number_whatever_the_thread_count(op_available, m
     kls = []
     for threads in (1, 2, 1, 2):
         monkeypatch.setattr(fused, "THREADS", threads)
-        kls.append(float(fused.mixture_posterior_kl(mu, rho, eps, 0.5, 1.0, 0.002)[1]))
+        kls.append(float(fused.mixture_variance_kl(mu, rho, eps, 0.5, 1.0, 0.002)[1]))
     assert len(set(kls)) == 1
 
 
 def test_mixture_falls_back_for_a_one_component_prior(op_available):
     mu, rho, eps = mixture_tensors(9, shape=(4, 3))
-    assert fused.mixture_posterior_kl(mu, rho, eps, 1.0, 1.0, 0.002) is None
-    assert fused.mixture_posterior_kl(mu, rho, eps, 0.0, 1.0, 0.002) is None
+    assert fused.mixture_variance_kl(mu, rho, eps, 1.0, 1.0, 0.002) is None
+    assert fused.mixture_variance_kl(mu, rho, eps, 0.0, 1.0, 0.002) is None
 
 
 def train_step_results(layer_type, use_fused, monkeypatch, sample=True, prior="gaussian"):
@@ -226,8 +247,8 @@ def test_layer_kl_loss_without_a_forward_uses_the_fused_operator(op_available, m
     from model.layers.BBB import BBBLinear
 
     calls = []
-    original = fused.gaussian_posterior_kl
-    monkeypatch.setattr("model.layers.priors.gaussian_posterior_kl", lambda *a: calls.append(1) or original(*a))
+    original = fused.gaussian_variance_kl
+    monkeypatch.setattr("model.layers.priors.gaussian_variance_kl", lambda *a: calls.append(1) or original(*a))
     layer = BBBLinear(20, 10)
     kl = layer.kl_loss()
     assert calls == [1, 1]  # weight and bias

@@ -23,8 +23,8 @@ class BayesianLayer(nn.Layer):
         self.prior = prior if prior is not None else GaussianPrior(0.0, 0.1)
         self.sample = True
         # What the last forward computed, reused by kl_loss() so that no pass over
-        # the weights is made twice: the (mu, sigma) pairs, the KL when the fused
-        # operator computed it along with sigma, the mixture prior's weight noise, sigma^2.
+        # the weights is made twice: the KL when a fused operator computed it, else
+        # the (mu, sigma) pairs, the mixture prior's weight noise and sigma^2.
         self._posterior = self._kl = self._eps = self._variances = None
 
         def param(shape, init):
@@ -38,51 +38,56 @@ class BayesianLayer(nn.Layer):
             self.bias_mu = param(bias_shape, mu_init)
             self.bias_rho = param(bias_shape, rho_init)
 
-    def posterior(self) -> list[tuple[paddle.Tensor, paddle.Tensor]]:
-        """[(mu, sigma)] of the weight and, if any, the bias; remembered for kl_loss().
-
-        The fused operators (model/layers/fused.py) give each sigma and its KL term
-        in one pass; kl_loss() then only adds them up. The mixture prior's KL is
-        estimated at one weight draw mu + sigma * eps: its eps are drawn here, and
-        BBB's forward uses the same draw."""
+    def _params(self) -> list[tuple[paddle.Tensor, paddle.Tensor]]:
         params = [(self.weight_mu, self.weight_rho)]
         if self.bias_mu is not None:
             params.append((self.bias_mu, self.bias_rho))
-        self._eps = None if self.prior.closed_form_kl else [standard_normal_like(mu) for mu, _ in params]
-        fused = [self.prior.fused_posterior_kl(mu, rho, eps) for (mu, rho), eps in zip(params, self._eps or [None] * len(params))]
-        if all(result is not None for result in fused):
-            self._posterior = [(mu, sigma) for (mu, _), (sigma, _) in zip(params, fused)]
-            self._kl = sum(kl for _, kl in fused)
-        else:
-            self._posterior = [(mu, F.softplus(rho)) for mu, rho in params]
-            self._kl = None
+        return params
+
+    def _softplus_fallback(self, params, eps) -> list[tuple[paddle.Tensor, paddle.Tensor]]:
+        """The Paddle operators' (mu, sigma) pairs where the fused ones cannot run;
+        kl_loss() then computes the KL from them (and the mixture's eps)."""
+        self._kl, self._eps = None, eps
+        self._posterior = [(mu, F.softplus(rho)) for mu, rho in params]
         return self._posterior
 
-    @staticmethod
-    def _sample(pairs, eps=None) -> list[paddle.Tensor]:
-        eps = eps or [standard_normal_like(mu) for mu, _ in pairs]
-        return [mu + sigma * e for (mu, sigma), e in zip(pairs, eps)]
+    def variances(self) -> list[paddle.Tensor]:
+        """[sigma^2] of the weight and, if any, the bias (LRT's forward). The fused
+        operators (model/layers/fused.py) give each with its KL term in one pass, and
+        kl_loss() then only adds them up. The mixture prior's KL is estimated at one
+        weight draw mu + sigma * eps, whose eps are drawn here."""
+        params = self._params()
+        eps = None if self.prior.closed_form_kl else [standard_normal_like(mu) for mu, _ in params]
+        fused = [self.prior.fused_variance_kl(mu, rho, e) for (mu, rho), e in zip(params, eps or [None] * len(params))]
+        if all(result is not None for result in fused):
+            self._kl = sum(kl for _, kl in fused)
+            return [var for var, _ in fused]
+        self._variances = [paddle.square(sigma) for _, sigma in self._softplus_fallback(params, eps)]
+        return self._variances
 
     def draw_weights(self) -> list[paddle.Tensor]:
-        """One sample w = mu + sigma * eps of the weight and, if any, the bias."""
-        pairs = self.posterior()
-        return self._sample(pairs, self._eps)
-
-    def variances(self) -> list[paddle.Tensor]:
-        """[sigma^2] of the weight and, if any, the bias; remembered for kl_loss()."""
-        self._variances = [paddle.square(sigma) for _, sigma in self.posterior()]
-        return self._variances
+        """One sample w = mu + sigma * eps of the weight and, if any, the bias (BBB's
+        forward); from the fused operators with its KL term (the mixture's at this draw)."""
+        params = self._params()
+        eps = [standard_normal_like(mu) for mu, _ in params]
+        fused = [self.prior.fused_sample_kl(mu, rho, e) for (mu, rho), e in zip(params, eps)]
+        if all(result is not None for result in fused):
+            self._kl = sum(kl for _, kl in fused)
+            return [w for w, _ in fused]
+        return [mu + sigma * e for (mu, sigma), e in zip(self._softplus_fallback(params, eps), eps)]
 
     def kl_loss(self) -> paddle.Tensor:
         """KL(q || p) summed over weights and biases: closed form, or log q(w) - log p(w) at a sample."""
-        pairs = self._posterior or self.posterior()
-        kl, eps, variances = self._kl, self._eps, self._variances or [None] * len(pairs)
+        if self._kl is None and self._posterior is None:  # no sampled forward since the last call
+            self.variances()
+        kl, pairs, eps, variances = self._kl, self._posterior, self._eps, self._variances
         self._posterior = self._kl = self._eps = self._variances = None
         if kl is not None:
             return kl
         if self.prior.closed_form_kl:
-            return sum(self.prior.kl(mu, sigma, var) for (mu, sigma), var in zip(pairs, variances))
-        return sum((normal_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum() for w, (mu, sigma) in zip(self._sample(pairs, eps), pairs))
+            return sum(self.prior.kl(mu, sigma, var) for (mu, sigma), var in zip(pairs, variances or [None] * len(pairs)))
+        drawn = [mu + sigma * e for (mu, sigma), e in zip(pairs, eps)]
+        return sum((normal_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum() for w, (mu, sigma) in zip(drawn, pairs))
 
 
 class BayesianLinear(BayesianLayer):

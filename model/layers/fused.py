@@ -1,11 +1,12 @@
 """The Gaussian posterior and its KL in one C++ pass (csrc/gaussian_posterior.cc).
 
-gaussian_posterior_kl(mu, rho, prior_mu, prior_sigma) returns (sigma, kl), with
+gaussian_variance_kl(mu, rho, prior_mu, prior_sigma) returns (sigma^2, kl), with
 sigma = softplus(rho) and kl = KL(N(mu, sigma^2) || N(prior_mu, prior_sigma^2))
-summed over the elements; mixture_posterior_kl(mu, rho, eps, pi, sigma1, sigma2)
-returns sigma and the scale-mixture prior's Monte-Carlo KL at w = mu + sigma * eps.
-Both have gradients: one vectorized pass over the weights forward and one
-backward instead of a dozen (mixture: some thirty) scalar Paddle kernels
+summed over the elements: what LRT's forward needs. mixture_variance_kl(mu, rho,
+eps, pi, sigma1, sigma2) returns sigma^2 and the scale-mixture prior's Monte-Carlo
+KL at w = mu + sigma * eps. The *_sample_kl twins return the draw w = mu + sigma * eps
+instead (what BBB's forward needs). All have gradients: one vectorized pass over the weights
+forward and one backward instead of ten to thirty scalar Paddle kernels
 (with OpenMP threads, see THREADS). It returns None, and the caller uses the Paddle operators instead,
 when the fused operator cannot be used: BBB_FUSED_KL=0 in the environment (or
 ENABLED = False here), the build failed (no C++ compiler, ...), the tensors are
@@ -101,14 +102,27 @@ def _usable(*tensors: paddle.Tensor):
     return _op()
 
 
-def gaussian_posterior_kl(mu: paddle.Tensor, rho: paddle.Tensor, prior_mu: float, prior_sigma: float):
-    """(softplus(rho), closed-form KL summed over the elements) from one fused pass, or None."""
+def gaussian_variance_kl(mu: paddle.Tensor, rho: paddle.Tensor, prior_mu: float, prior_sigma: float):
+    """(softplus(rho)^2, closed-form KL summed over the elements) from one fused pass, or None."""
     op = _usable(mu, rho)
-    return None if op is None else op.gaussian_posterior_kl(mu, rho, float(prior_mu), float(prior_sigma), THREADS)
+    return None if op is None else op.gaussian_variance_kl(mu, rho, float(prior_mu), float(prior_sigma), THREADS)
 
 
-def mixture_posterior_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor, pi: float, sigma1: float, sigma2: float):
-    """(softplus(rho), log q(w) - log p(w) summed over the elements at w = mu + sigma * eps)
-    for the scale-mixture prior, from one fused pass; or None (also for pi 0 or 1)."""
+def gaussian_sample_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor, prior_mu: float, prior_sigma: float):
+    """(the draw mu + softplus(rho) * eps, closed-form KL) from one fused pass, or None."""
+    op = _usable(mu, rho, eps)
+    return None if op is None else op.gaussian_sample_kl(mu, rho, eps, float(prior_mu), float(prior_sigma), THREADS)
+
+
+def mixture_variance_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor, pi: float, sigma1: float, sigma2: float):
+    """(sigma^2 = softplus(rho)^2, log q(w) - log p(w) summed over the elements at
+    w = mu + sigma * eps) for the scale-mixture prior, from one fused pass; or None
+    (also for pi 0 or 1)."""
     op = _usable(mu, rho, eps) if 0.0 < pi < 1.0 else None
-    return None if op is None else op.mixture_posterior_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), THREADS)
+    return None if op is None else op.mixture_variance_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), THREADS)
+
+
+def mixture_sample_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor, pi: float, sigma1: float, sigma2: float):
+    """(the draw w = mu + softplus(rho) * eps, log q(w) - log p(w) summed) from one fused pass, or None."""
+    op = _usable(mu, rho, eps) if 0.0 < pi < 1.0 else None
+    return None if op is None else op.mixture_sample_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), THREADS)

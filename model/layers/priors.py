@@ -5,7 +5,7 @@ import math
 
 import paddle
 
-from model.layers.fused import gaussian_posterior_kl, mixture_posterior_kl
+from model.layers.fused import gaussian_sample_kl, gaussian_variance_kl, mixture_sample_kl, mixture_variance_kl
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -39,9 +39,13 @@ class GaussianPrior:
         squares = var_q.sum() + paddle.square(d).sum()
         return mu_q.size * (math.log(self.sigma) - 0.5) - paddle.log(sigma_q).sum() + squares / (2 * self.sigma**2)
 
-    def fused_posterior_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps=None):
-        """(softplus(rho), the KL) in one C++ pass, or None where it cannot run (model/layers/fused.py)."""
-        return gaussian_posterior_kl(mu, rho, self.mu, self.sigma)
+    def fused_variance_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps=None):
+        """(softplus(rho)^2, the KL) in one C++ pass, or None where it cannot run (model/layers/fused.py)."""
+        return gaussian_variance_kl(mu, rho, self.mu, self.sigma)
+
+    def fused_sample_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor):
+        """(the draw mu + softplus(rho) * eps, the KL) in one C++ pass, or None."""
+        return gaussian_sample_kl(mu, rho, eps, self.mu, self.sigma)
 
 
 class ScaleMixturePrior:
@@ -69,9 +73,13 @@ class ScaleMixturePrior:
         )
         return paddle.logsumexp(parts, axis=0).reshape(w.shape)
 
-    def fused_posterior_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor):
-        """(softplus(rho), log q(w) - log p(w) at w = mu + sigma * eps) in one C++ pass, or None."""
-        return mixture_posterior_kl(mu, rho, eps, self.pi, self.sigma1, self.sigma2)
+    def fused_variance_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor):
+        """(softplus(rho)^2, log q(w) - log p(w) at w = mu + sigma * eps) in one C++ pass, or None."""
+        return mixture_variance_kl(mu, rho, eps, self.pi, self.sigma1, self.sigma2)
+
+    def fused_sample_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor):
+        """(w = mu + softplus(rho) * eps, log q(w) - log p(w)) in one C++ pass, or None."""
+        return mixture_sample_kl(mu, rho, eps, self.pi, self.sigma1, self.sigma2)
 
 
 def build_prior(prior_cfg) -> GaussianPrior | ScaleMixturePrior:

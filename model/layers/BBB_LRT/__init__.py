@@ -17,7 +17,7 @@ class LocalReparameterization:
         act_mu = self._op(x, self.weight_mu, self.bias_mu)
         if not self.sample:
             return act_mu
-        variances = self.variances()  # kept for the KL too when it is not fused (model/layers/fused.py)
+        variances = self.variances()  # with the KL from the same pass (model/layers/fused.py)
         act_var = self._op(x * x, variances[0], variances[1] if len(variances) > 1 else None)
         return act_mu + paddle.sqrt(act_var + VAR_EPS) * standard_normal_like(act_mu)
 

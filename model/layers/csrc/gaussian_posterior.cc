@@ -1,19 +1,23 @@
-// Fused Gaussian posterior for Bayes by Backprop, float32 on the CPU: softplus
-// and the KL against a Gaussian prior (closed form) or a scale-mixture prior
-// (Monte-Carlo estimate) in one pass, forward and backward.
+// Fused Gaussian posterior for Bayes by Backprop, float32 on the CPU.
 //
-// Forward, one vectorized (and, with threads > 1, OpenMP-parallel) pass over mu
-// and rho of any shape:
-//   sigma = softplus(rho)   (rho itself above 20, like paddle's softplus; below,
-//                            log1p(e^rho), which stays accurate for very negative
-//                            rho, where paddle's float32 log(1 + e^rho) rounds to 0)
-//   kl    = sum_i log(prior_sigma / sigma_i)
-//               + (sigma_i^2 + (mu_i - prior_mu)^2) / (2 prior_sigma^2) - 1/2
-// i.e. KL(N(mu, sigma^2) || N(prior_mu, prior_sigma^2)), accumulated in double.
-// Backward, one pass too:
-//   grad_rho = (grad_sigma + grad_kl (sigma / prior_sigma^2 - 1 / sigma)) sigmoid(rho)
-//   grad_mu  = grad_kl (mu - prior_mu) / prior_sigma^2
-// Replaces some ten single-threaded elementwise kernels (and their gradients).
+// For mu and rho of any shape, one vectorized (and, with threads > 1,
+// OpenMP-parallel) pass computes sigma = softplus(rho) and the KL term summed
+// over the elements; one pass computes the gradients. Two priors:
+//   Gaussian N(prior_mu, prior_sigma^2), closed form, per element
+//     log(prior_sigma / sigma) + (sigma^2 + (mu - prior_mu)^2) / (2 prior_sigma^2) - 1/2
+//   scale mixture pi N(0, s1^2) + (1 - pi) N(0, s2^2), no closed form: the
+//     Monte-Carlo estimate log q(w) - log p(w) at the draw w = mu + sigma eps
+//     (eps given), = -log sigma - eps^2 / 2 - log(a1 + a2) per element with
+//     a1 = pi / s1 e^(-w^2 / 2 s1^2), a2 = (1 - pi) / s2 e^(-w^2 / 2 s2^2)
+//     (the log(2 pi) / 2 cancel), the sum taken as a log-sum-exp.
+// and two outputs beside the KL, so that what the layer's forward needs, and its
+// gradient, are in the same pass:
+//   *_variance_kl: sigma^2 (LRT: the weights' share of the activations' variance);
+//   *_sample_kl:   the weight draw w = mu + sigma eps (BBB).
+// Backward, with d_mu, d_sigma the KL term's partial derivatives:
+//   grad_mu  = grad_kl d_mu                 (+ grad_w for a draw)
+//   grad_rho = (grad_kl d_sigma + 2 sigma grad_var, or grad_w eps for a draw) sigmoid(rho)
+// Replaces ten to thirty single-threaded elementwise kernels and their gradients.
 // `threads` OpenMP threads share tensors of kParallelFrom elements or more.
 #include <algorithm>
 #include <cmath>
@@ -103,19 +107,65 @@ void check(const paddle::Tensor& t, const char* name) {
   PD_CHECK(t.dtype() == paddle::DataType::FLOAT32, name, " must be float32");
 }
 
-}  // namespace
+struct GaussianPrior {
+  static constexpr bool kUsesEps = false;
+  float prior_mu, prior_sigma;
 
-std::vector<paddle::Tensor> GaussianPosteriorForward(const paddle::Tensor& mu, const paddle::Tensor& rho, float prior_mu, float prior_sigma, int threads) {
-  check(mu, "mu");
-  check(rho, "rho");
-  PD_CHECK(mu.numel() == rho.numel(), "mu and rho must have the same number of elements");
-  auto sigma = paddle::empty(rho.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
-  auto kl = paddle::empty({}, paddle::DataType::FLOAT32, paddle::CPUPlace());
-  const float* m = mu.data<float>();
-  const float* r = rho.data<float>();
-  float* s = sigma.data<float>();
-  const int64_t n = rho.numel();
-  const float half_inv_var = 0.5f / (prior_sigma * prior_sigma);
+  double constant(int64_t n) const { return static_cast<double>(n) * (std::log(static_cast<double>(prior_sigma)) - 0.5); }
+
+  float term(float m, const Softplus& sp, float) const {
+    const float d = m - prior_mu;
+    return (sp.sigma * sp.sigma + d * d) * (0.5f / (prior_sigma * prior_sigma)) - sp.log_sigma;
+  }
+
+  void partials(float m, float sigma, float, float& d_mu, float& d_sigma) const {
+    const float inv_var = 1.0f / (prior_sigma * prior_sigma);
+    d_mu = (m - prior_mu) * inv_var;
+    d_sigma = sigma * inv_var - 1.0f / sigma;
+  }
+};
+
+struct MixturePrior {
+  static constexpr bool kUsesEps = true;
+  float log_a1, log_a2, inv_var1, inv_var2;  // log(pi / s1), log((1 - pi) / s2), 1 / s^2
+
+  MixturePrior(float pi, float sigma1, float sigma2)
+      : log_a1(std::log(pi / sigma1)), log_a2(std::log((1.0f - pi) / sigma2)), inv_var1(1.0f / (sigma1 * sigma1)), inv_var2(1.0f / (sigma2 * sigma2)) {}
+
+  double constant(int64_t) const { return 0.0; }
+
+  // The two components' log-densities at w, without the common -log(2 pi)/2.
+  // always_inline: left to itself, GCC 12 made these calls, and the forward loop
+  // scalar and 5 times slower (forcing every helper inline slowed the Gaussian's).
+  __attribute__((always_inline)) void logs(float w, float& l1, float& l2) const {
+    const float half_w2 = 0.5f * w * w;
+    l1 = log_a1 - half_w2 * inv_var1;
+    l2 = log_a2 - half_w2 * inv_var2;
+  }
+
+  __attribute__((always_inline)) float term(float m, const Softplus& sp, float e) const {
+    float l1, l2;
+    logs(m + sp.sigma * e, l1, l2);
+    const float high = l1 > l2 ? l1 : l2;
+    const float low = l1 > l2 ? l2 : l1;
+    return -sp.log_sigma - 0.5f * e * e - (high + fast_log(1.0f + fast_exp(low - high)));
+  }
+
+  // With gamma = a1 / (a1 + a2), the wide component's responsibility,
+  // d kl / d w = w (gamma / s1^2 + (1 - gamma) / s2^2), and w = mu + sigma eps.
+  void partials(float m, float sigma, float e, float& d_mu, float& d_sigma) const {
+    const float w = m + sigma * e;
+    float l1, l2;
+    logs(w, l1, l2);
+    const float gamma = 1.0f / (1.0f + fast_exp(l2 - l1));
+    d_mu = w * (gamma * inv_var1 + (1.0f - gamma) * inv_var2);
+    d_sigma = d_mu * e - 1.0f / sigma;
+  }
+};
+
+// Forward: out = sigma^2, or the draw mu + sigma eps (kDraw); returns the KL.
+template <class Prior, bool kDraw>
+float ForwardPass(const Prior& prior, const float* m, const float* r, const float* e, float* out, int64_t n, int threads) {
   // One partial sum per fixed chunk, added up in order: the KL is the same
   // number whatever the thread count and however the chunks were shared out.
   const int64_t chunks = (n + kChunk - 1) / kChunk;
@@ -127,185 +177,178 @@ std::vector<paddle::Tensor> GaussianPosteriorForward(const paddle::Tensor& mu, c
 #pragma omp simd reduction(+ : chunk_sum)
     for (int64_t i = c * kChunk; i < end; ++i) {
       const Softplus sp = softplus_and_log(r[i]);
-      const float d = m[i] - prior_mu;
-      s[i] = sp.sigma;
-      chunk_sum += static_cast<double>((sp.sigma * sp.sigma + d * d) * half_inv_var - sp.log_sigma);
+      const float ei = Prior::kUsesEps || kDraw ? e[i] : 0.0f;
+      out[i] = kDraw ? m[i] + sp.sigma * ei : sp.sigma * sp.sigma;
+      chunk_sum += static_cast<double>(prior.term(m[i], sp, ei));
     }
     partial[c] = chunk_sum;
   }
-  double sum = static_cast<double>(n) * (std::log(static_cast<double>(prior_sigma)) - 0.5);
+  double sum = prior.constant(n);
   for (const double p : partial) sum += p;
-  kl.data<float>()[0] = static_cast<float>(sum);
-  return {sigma, kl};
+  return static_cast<float>(sum);
 }
 
-// The backward loop; a template so that it vectorizes both with a gradient for
-// sigma and without (none reaches sigma when nothing downstream used it).
-template <bool kHasGradSigma>
-void BackwardPass(const float* m, const float* r, const float* s, const float* gs, float gk, float prior_mu, float prior_sigma, float* gm, float* gr,
+// Backward; templates so that every variant vectorizes (a run-time flag inside
+// the loop made it about 30 % slower). kHasGradOut: whether a gradient reached
+// the output (none does when nothing downstream used it).
+template <class Prior, bool kDraw, bool kHasGradOut>
+void BackwardPass(const Prior& prior, const float* m, const float* r, const float* e, const float* s, const float* g_out, float gk, float* gm, float* gr,
                   int64_t n, int threads) {
-  const float gk_inv_var = gk / (prior_sigma * prior_sigma);
 #pragma omp parallel for simd schedule(dynamic, kChunk) num_threads(threads) if (n >= kParallelFrom)
   for (int64_t i = 0; i < n; ++i) {
-    const float g = (kHasGradSigma ? gs[i] : 0.0f) + gk_inv_var * s[i] - gk / s[i];
-    gr[i] = g * sigmoid(r[i]);
-    gm[i] = gk_inv_var * (m[i] - prior_mu);
+    // sigma from the draw's rho, or the saved variance (exact down to rho = -40, sigma 4e-18)
+    const float sigma = kDraw ? softplus_and_log(r[i]).sigma : std::sqrt(s[i]);
+    const float ei = Prior::kUsesEps || kDraw ? e[i] : 0.0f;
+    const float go = kHasGradOut ? g_out[i] : 0.0f;
+    float d_mu, d_sigma;
+    prior.partials(m[i], sigma, ei, d_mu, d_sigma);
+    gm[i] = gk * d_mu + (kDraw ? go : 0.0f);
+    gr[i] = (gk * d_sigma + (kDraw ? go * ei : 2.0f * sigma * go)) * sigmoid(r[i]);
   }
 }
 
-std::vector<paddle::Tensor> GaussianPosteriorBackward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& sigma,
-                                                      const paddle::Tensor& grad_sigma, const paddle::Tensor& grad_kl, float prior_mu,
-                                                      float prior_sigma, int threads) {
+template <class Prior, bool kDraw>
+std::vector<paddle::Tensor> Forward(const Prior& prior, const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor* eps, int threads) {
+  check(mu, "mu");
+  check(rho, "rho");
+  PD_CHECK(mu.numel() == rho.numel(), "mu and rho must have the same number of elements");
+  if (eps != nullptr) {
+    check(*eps, "eps");
+    PD_CHECK(eps->numel() == rho.numel(), "eps must have as many elements as rho");
+  }
+  auto out = paddle::empty(rho.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto kl = paddle::empty({}, paddle::DataType::FLOAT32, paddle::CPUPlace());
+  kl.data<float>()[0] = ForwardPass<Prior, kDraw>(prior, mu.data<float>(), rho.data<float>(), eps ? eps->data<float>() : nullptr,
+                                                  out.data<float>(), rho.numel(), threads);
+  return {out, kl};
+}
+
+template <class Prior, bool kDraw>
+std::vector<paddle::Tensor> Backward(const Prior& prior, const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor* eps,
+                                     const paddle::Tensor* variance, const paddle::Tensor& grad_out, const paddle::Tensor& grad_kl, int threads) {
   auto grad_mu = paddle::empty(mu.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
   auto grad_rho = paddle::empty(rho.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
   const float gk = grad_kl.initialized() ? grad_kl.data<float>()[0] : 0.0f;
-  const auto pass = grad_sigma.initialized() && grad_sigma.numel() == rho.numel() ? BackwardPass<true> : BackwardPass<false>;
-  pass(mu.data<float>(), rho.data<float>(), sigma.data<float>(), grad_sigma.initialized() ? grad_sigma.data<float>() : nullptr, gk, prior_mu,
-       prior_sigma, grad_mu.data<float>(), grad_rho.data<float>(), rho.numel(), threads);
+  const bool has_grad_out = grad_out.initialized() && grad_out.numel() == rho.numel();
+  const auto pass = has_grad_out ? BackwardPass<Prior, kDraw, true> : BackwardPass<Prior, kDraw, false>;
+  pass(prior, mu.data<float>(), rho.data<float>(), eps ? eps->data<float>() : nullptr, variance ? variance->data<float>() : nullptr,
+       has_grad_out ? grad_out.data<float>() : nullptr, gk,
+       grad_mu.data<float>(), grad_rho.data<float>(), rho.numel(), threads);
   return {grad_mu, grad_rho};
-}
-
-std::vector<std::vector<int64_t>> GaussianPosteriorInferShape(const std::vector<int64_t>& mu_shape, const std::vector<int64_t>& rho_shape) {
-  return {rho_shape, {}};
-}
-
-std::vector<paddle::DataType> GaussianPosteriorInferDtype(const paddle::DataType& mu_dtype, const paddle::DataType& rho_dtype) {
-  return {rho_dtype, rho_dtype};
-}
-
-// The scale-mixture prior p(w) = pi N(0, s1^2) + (1 - pi) N(0, s2^2) has no
-// closed-form KL, so the KL is the Monte-Carlo estimate at one draw
-// w = mu + sigma eps (eps given, standard normal):
-//   kl = sum_i log q(w_i) - log p(w_i)
-//      = sum_i -log sigma_i - eps_i^2 / 2 - log(a1_i + a2_i)   (the log(2 pi)/2 cancel)
-// with a1 = pi / s1 e^(-w^2 / 2 s1^2), a2 = (1 - pi) / s2 e^(-w^2 / 2 s2^2),
-// their log-sum-exp taken so that it is finite for any w.
-// Backward, with gamma = a1 / (a1 + a2) (the wide component's responsibility)
-// and g_w = w (gamma / s1^2 + (1 - gamma) / s2^2) = d kl / d w:
-//   grad_mu  = grad_kl g_w
-//   grad_rho = (grad_sigma + grad_kl (g_w eps - 1 / sigma)) sigmoid(rho)
-namespace {
-
-struct Mixture {
-  float log_a1, log_a2, half_inv_var1, half_inv_var2;  // log(pi / s1), log((1 - pi) / s2), 1 / (2 s^2)
-};
-
-Mixture make_mixture(float pi, float sigma1, float sigma2) {
-  return {std::log(pi / sigma1), std::log((1.0f - pi) / sigma2), 0.5f / (sigma1 * sigma1), 0.5f / (sigma2 * sigma2)};
-}
-
-// The two components' log-densities at w, without the common -log(2 pi)/2.
-inline void mixture_logs(const Mixture& p, float w, float& l1, float& l2) {
-  const float w2 = w * w;
-  l1 = p.log_a1 - w2 * p.half_inv_var1;
-  l2 = p.log_a2 - w2 * p.half_inv_var2;
 }
 
 }  // namespace
 
-std::vector<paddle::Tensor> MixturePosteriorForward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, float pi, float sigma1,
+// The four operators: {gaussian, mixture} x {variance (sigma^2), sample (w)}.
+
+std::vector<paddle::Tensor> GaussianVarianceForward(const paddle::Tensor& mu, const paddle::Tensor& rho, float prior_mu, float prior_sigma, int threads) {
+  return Forward<GaussianPrior, false>({prior_mu, prior_sigma}, mu, rho, nullptr, threads);
+}
+
+std::vector<paddle::Tensor> GaussianVarianceBackward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& variance,
+                                                      const paddle::Tensor& grad_variance, const paddle::Tensor& grad_kl, float prior_mu, float prior_sigma,
+                                                      int threads) {
+  return Backward<GaussianPrior, false>({prior_mu, prior_sigma}, mu, rho, nullptr, &variance, grad_variance, grad_kl, threads);
+}
+
+std::vector<paddle::Tensor> GaussianSampleForward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, float prior_mu,
+                                                  float prior_sigma, int threads) {
+  return Forward<GaussianPrior, true>({prior_mu, prior_sigma}, mu, rho, &eps, threads);
+}
+
+std::vector<paddle::Tensor> GaussianSampleBackward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, const paddle::Tensor& grad_w,
+                                                   const paddle::Tensor& grad_kl, float prior_mu, float prior_sigma, int threads) {
+  return Backward<GaussianPrior, true>({prior_mu, prior_sigma}, mu, rho, &eps, nullptr, grad_w, grad_kl, threads);
+}
+
+std::vector<paddle::Tensor> MixtureVarianceForward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, float pi, float sigma1,
                                                     float sigma2, int threads) {
-  check(mu, "mu");
-  check(rho, "rho");
-  check(eps, "eps");
-  PD_CHECK(mu.numel() == rho.numel() && eps.numel() == rho.numel(), "mu, rho and eps must have the same number of elements");
   PD_CHECK(pi > 0.0f && pi < 1.0f, "pi must lie strictly between 0 and 1");
-  auto sigma = paddle::empty(rho.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
-  auto kl = paddle::empty({}, paddle::DataType::FLOAT32, paddle::CPUPlace());
-  const float* m = mu.data<float>();
-  const float* r = rho.data<float>();
-  const float* e = eps.data<float>();
-  float* s = sigma.data<float>();
-  const int64_t n = rho.numel();
-  const Mixture prior = make_mixture(pi, sigma1, sigma2);
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> partial(chunks, 0.0);  // per fixed chunk, as above: the same sum for any thread count
-#pragma omp parallel for schedule(dynamic) num_threads(threads) if (n >= kParallelFrom)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t end = std::min(n, (c + 1) * kChunk);
-    double chunk_sum = 0.0;
-#pragma omp simd reduction(+ : chunk_sum)
-    for (int64_t i = c * kChunk; i < end; ++i) {
-      const Softplus sp = softplus_and_log(r[i]);
-      s[i] = sp.sigma;
-      float l1, l2;
-      mixture_logs(prior, m[i] + sp.sigma * e[i], l1, l2);
-      const float high = l1 > l2 ? l1 : l2;
-      const float low = l1 > l2 ? l2 : l1;
-      const float log_p = high + fast_log(1.0f + fast_exp(low - high));
-      chunk_sum += static_cast<double>(-sp.log_sigma - 0.5f * e[i] * e[i] - log_p);
-    }
-    partial[c] = chunk_sum;
-  }
-  double sum = 0.0;
-  for (const double p : partial) sum += p;
-  kl.data<float>()[0] = static_cast<float>(sum);
-  return {sigma, kl};
+  return Forward<MixturePrior, false>(MixturePrior(pi, sigma1, sigma2), mu, rho, &eps, threads);
 }
 
-template <bool kHasGradSigma>
-void MixtureBackwardPass(const float* m, const float* r, const float* e, const float* s, const float* gs, float gk, const Mixture& prior,
-                         float inv_var1, float inv_var2, float* gm, float* gr, int64_t n, int threads) {
-#pragma omp parallel for simd schedule(dynamic, kChunk) num_threads(threads) if (n >= kParallelFrom)
-  for (int64_t i = 0; i < n; ++i) {
-    const float w = m[i] + s[i] * e[i];
-    float l1, l2;
-    mixture_logs(prior, w, l1, l2);
-    const float gamma = 1.0f / (1.0f + fast_exp(l2 - l1));
-    const float g_w = gk * w * (gamma * inv_var1 + (1.0f - gamma) * inv_var2);
-    const float g = (kHasGradSigma ? gs[i] : 0.0f) + g_w * e[i] - gk / s[i];
-    gr[i] = g * sigmoid(r[i]);
-    gm[i] = g_w;
-  }
+std::vector<paddle::Tensor> MixtureVarianceBackward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps,
+                                                     const paddle::Tensor& variance, const paddle::Tensor& grad_variance, const paddle::Tensor& grad_kl, float pi,
+                                                     float sigma1, float sigma2, int threads) {
+  return Backward<MixturePrior, false>(MixturePrior(pi, sigma1, sigma2), mu, rho, &eps, &variance, grad_variance, grad_kl, threads);
 }
 
-std::vector<paddle::Tensor> MixturePosteriorBackward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps,
-                                                     const paddle::Tensor& sigma, const paddle::Tensor& grad_sigma, const paddle::Tensor& grad_kl,
-                                                     float pi, float sigma1, float sigma2, int threads) {
-  auto grad_mu = paddle::empty(mu.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
-  auto grad_rho = paddle::empty(rho.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
-  const float gk = grad_kl.initialized() ? grad_kl.data<float>()[0] : 0.0f;
-  const auto pass = grad_sigma.initialized() && grad_sigma.numel() == rho.numel() ? MixtureBackwardPass<true> : MixtureBackwardPass<false>;
-  pass(mu.data<float>(), rho.data<float>(), eps.data<float>(), sigma.data<float>(), grad_sigma.initialized() ? grad_sigma.data<float>() : nullptr, gk,
-       make_mixture(pi, sigma1, sigma2), 1.0f / (sigma1 * sigma1), 1.0f / (sigma2 * sigma2), grad_mu.data<float>(), grad_rho.data<float>(), rho.numel(),
-       threads);
-  return {grad_mu, grad_rho};
+std::vector<paddle::Tensor> MixtureSampleForward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, float pi, float sigma1,
+                                                 float sigma2, int threads) {
+  PD_CHECK(pi > 0.0f && pi < 1.0f, "pi must lie strictly between 0 and 1");
+  return Forward<MixturePrior, true>(MixturePrior(pi, sigma1, sigma2), mu, rho, &eps, threads);
 }
 
-std::vector<std::vector<int64_t>> MixturePosteriorInferShape(const std::vector<int64_t>& mu_shape, const std::vector<int64_t>& rho_shape,
-                                                             const std::vector<int64_t>& eps_shape) {
+std::vector<paddle::Tensor> MixtureSampleBackward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, const paddle::Tensor& grad_w,
+                                                  const paddle::Tensor& grad_kl, float pi, float sigma1, float sigma2, int threads) {
+  return Backward<MixturePrior, true>(MixturePrior(pi, sigma1, sigma2), mu, rho, &eps, nullptr, grad_w, grad_kl, threads);
+}
+
+std::vector<std::vector<int64_t>> TwoInputShape(const std::vector<int64_t>& mu_shape, const std::vector<int64_t>& rho_shape) { return {rho_shape, {}}; }
+
+std::vector<std::vector<int64_t>> ThreeInputShape(const std::vector<int64_t>& mu_shape, const std::vector<int64_t>& rho_shape,
+                                                  const std::vector<int64_t>& eps_shape) {
   return {rho_shape, {}};
 }
 
-std::vector<paddle::DataType> MixturePosteriorInferDtype(const paddle::DataType& mu_dtype, const paddle::DataType& rho_dtype,
-                                                         const paddle::DataType& eps_dtype) {
+std::vector<paddle::DataType> TwoInputDtype(const paddle::DataType& mu_dtype, const paddle::DataType& rho_dtype) { return {rho_dtype, rho_dtype}; }
+
+std::vector<paddle::DataType> ThreeInputDtype(const paddle::DataType& mu_dtype, const paddle::DataType& rho_dtype, const paddle::DataType& eps_dtype) {
   return {rho_dtype, rho_dtype};
 }
 
-PD_BUILD_OP(gaussian_posterior_kl)
+PD_BUILD_OP(gaussian_variance_kl)
     .Inputs({"Mu", "Rho"})
-    .Outputs({"Sigma", "KL"})
+    .Outputs({"Var", "KL"})
     .Attrs({"prior_mu: float", "prior_sigma: float", "threads: int"})
-    .SetKernelFn(PD_KERNEL(GaussianPosteriorForward))
-    .SetInferShapeFn(PD_INFER_SHAPE(GaussianPosteriorInferShape))
-    .SetInferDtypeFn(PD_INFER_DTYPE(GaussianPosteriorInferDtype));
+    .SetKernelFn(PD_KERNEL(GaussianVarianceForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(TwoInputShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(TwoInputDtype));
 
-PD_BUILD_GRAD_OP(gaussian_posterior_kl)
-    .Inputs({"Mu", "Rho", "Sigma", paddle::Grad("Sigma"), paddle::Grad("KL")})
+PD_BUILD_GRAD_OP(gaussian_variance_kl)
+    .Inputs({"Mu", "Rho", "Var", paddle::Grad("Var"), paddle::Grad("KL")})
     .Outputs({paddle::Grad("Mu"), paddle::Grad("Rho")})
     .Attrs({"prior_mu: float", "prior_sigma: float", "threads: int"})
-    .SetKernelFn(PD_KERNEL(GaussianPosteriorBackward));
+    .SetKernelFn(PD_KERNEL(GaussianVarianceBackward));
 
-PD_BUILD_OP(mixture_posterior_kl)
+PD_BUILD_OP(gaussian_sample_kl)
     .Inputs({"Mu", "Rho", "Eps"})
-    .Outputs({"Sigma", "KL"})
-    .Attrs({"pi: float", "sigma1: float", "sigma2: float", "threads: int"})
-    .SetKernelFn(PD_KERNEL(MixturePosteriorForward))
-    .SetInferShapeFn(PD_INFER_SHAPE(MixturePosteriorInferShape))
-    .SetInferDtypeFn(PD_INFER_DTYPE(MixturePosteriorInferDtype));
+    .Outputs({"W", "KL"})
+    .Attrs({"prior_mu: float", "prior_sigma: float", "threads: int"})
+    .SetKernelFn(PD_KERNEL(GaussianSampleForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(ThreeInputShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(ThreeInputDtype));
 
-PD_BUILD_GRAD_OP(mixture_posterior_kl)
-    .Inputs({"Mu", "Rho", "Eps", "Sigma", paddle::Grad("Sigma"), paddle::Grad("KL")})
+PD_BUILD_GRAD_OP(gaussian_sample_kl)
+    .Inputs({"Mu", "Rho", "Eps", paddle::Grad("W"), paddle::Grad("KL")})
+    .Outputs({paddle::Grad("Mu"), paddle::Grad("Rho")})
+    .Attrs({"prior_mu: float", "prior_sigma: float", "threads: int"})
+    .SetKernelFn(PD_KERNEL(GaussianSampleBackward));
+
+PD_BUILD_OP(mixture_variance_kl)
+    .Inputs({"Mu", "Rho", "Eps"})
+    .Outputs({"Var", "KL"})
+    .Attrs({"pi: float", "sigma1: float", "sigma2: float", "threads: int"})
+    .SetKernelFn(PD_KERNEL(MixtureVarianceForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(ThreeInputShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(ThreeInputDtype));
+
+PD_BUILD_GRAD_OP(mixture_variance_kl)
+    .Inputs({"Mu", "Rho", "Eps", "Var", paddle::Grad("Var"), paddle::Grad("KL")})
     .Outputs({paddle::Grad("Mu"), paddle::Grad("Rho")})
     .Attrs({"pi: float", "sigma1: float", "sigma2: float", "threads: int"})
-    .SetKernelFn(PD_KERNEL(MixturePosteriorBackward));
+    .SetKernelFn(PD_KERNEL(MixtureVarianceBackward));
+
+PD_BUILD_OP(mixture_sample_kl)
+    .Inputs({"Mu", "Rho", "Eps"})
+    .Outputs({"W", "KL"})
+    .Attrs({"pi: float", "sigma1: float", "sigma2: float", "threads: int"})
+    .SetKernelFn(PD_KERNEL(MixtureSampleForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(ThreeInputShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(ThreeInputDtype));
+
+PD_BUILD_GRAD_OP(mixture_sample_kl)
+    .Inputs({"Mu", "Rho", "Eps", paddle::Grad("W"), paddle::Grad("KL")})
+    .Outputs({paddle::Grad("Mu"), paddle::Grad("Rho")})
+    .Attrs({"pi: float", "sigma1: float", "sigma2: float", "threads: int"})
+    .SetKernelFn(PD_KERNEL(MixtureSampleBackward));
