@@ -5,10 +5,10 @@ sigma = softplus(rho) and kl = KL(N(mu, sigma^2) || N(prior_mu, prior_sigma^2))
 summed over the elements: what LRT's forward needs. mixture_variance_kl(mu, rho,
 eps, pi, sigma1, sigma2) returns sigma^2 and the scale-mixture prior's Monte-Carlo
 KL at w = mu + sigma * eps. The *_sample_kl twins return the draw w = mu + sigma * eps
-instead (what BBB's forward needs). All have gradients: one vectorized pass over the weights
-forward and one backward instead of ten to thirty scalar Paddle kernels
-(with OpenMP threads, see THREADS). It returns None, and the caller uses the Paddle operators instead,
-when the fused operator cannot be used: BBB_FUSED_KL=0 in the environment (or
+instead (what BBB's forward needs). All have gradients: one vectorized pass over
+the weights forward and one backward instead of ten to thirty scalar Paddle
+kernels (with OpenMP threads, see THREADS). Each returns None, and the caller uses
+the Paddle operators instead, when the fused operator cannot be used: BBB_FUSED_KL=0 in the environment (or
 ENABLED = False here), the build failed (no C++ compiler, ...), the tensors are
 not float32 on the CPU, or Paddle is not in dynamic mode (export.py traces the
 model into a static program).
