@@ -130,7 +130,9 @@ struct MixturePrior {
   float log_a1, log_a2, inv_var1, inv_var2;  // log(pi / s1), log((1 - pi) / s2), 1 / s^2
 
   MixturePrior(float pi, float sigma1, float sigma2)
-      : log_a1(std::log(pi / sigma1)), log_a2(std::log((1.0f - pi) / sigma2)), inv_var1(1.0f / (sigma1 * sigma1)), inv_var2(1.0f / (sigma2 * sigma2)) {}
+      : log_a1(std::log(pi / sigma1)), log_a2(std::log((1.0f - pi) / sigma2)), inv_var1(1.0f / (sigma1 * sigma1)), inv_var2(1.0f / (sigma2 * sigma2)) {
+    PD_CHECK(pi > 0.0f && pi < 1.0f, "pi must lie strictly between 0 and 1");
+  }
 
   double constant(int64_t) const { return 0.0; }
 
@@ -263,7 +265,6 @@ std::vector<paddle::Tensor> GaussianSampleBackward(const paddle::Tensor& mu, con
 
 std::vector<paddle::Tensor> MixtureVarianceForward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, float pi, float sigma1,
                                                     float sigma2, int threads) {
-  PD_CHECK(pi > 0.0f && pi < 1.0f, "pi must lie strictly between 0 and 1");
   return Forward<MixturePrior, false>(MixturePrior(pi, sigma1, sigma2), mu, rho, &eps, threads);
 }
 
@@ -275,7 +276,6 @@ std::vector<paddle::Tensor> MixtureVarianceBackward(const paddle::Tensor& mu, co
 
 std::vector<paddle::Tensor> MixtureSampleForward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, float pi, float sigma1,
                                                  float sigma2, int threads) {
-  PD_CHECK(pi > 0.0f && pi < 1.0f, "pi must lie strictly between 0 and 1");
   return Forward<MixturePrior, true>(MixturePrior(pi, sigma1, sigma2), mu, rho, &eps, threads);
 }
 
