@@ -78,7 +78,7 @@ def evaluate(cfg, weights: str | None = None, plot: bool = False) -> dict:
     Regression nets are scored by regression.evaluate_regression."""
     if cfg.model.likelihood == "gaussian":
         return evaluate_regression(cfg, weights, plot)
-    set_device(cfg.device)
+    set_device(cfg.device, cfg.threads)
     seed_everything(cfg.seed)
     logger = setup_logging()
     model, path = load_trained_net(cfg, weights)

@@ -74,7 +74,7 @@ def _save(layer: paddle.nn.Layer, path: str, input_shape: list[int]) -> None:
 def export(cfg, weights: str | None = None, out_dir: str | None = None) -> dict:
     """Write the inference models and export.yaml; returns what was written."""
     require_image_data(cfg.data, "export")  # the programs take images and give class probabilities
-    set_device(cfg.device)
+    set_device(cfg.device, cfg.threads)
     logger = setup_logging()
     out_dir = out_dir or export_dir(cfg)
     net, path = load_trained_net(cfg, weights)

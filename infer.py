@@ -128,7 +128,7 @@ def infer(
 def infer_with_config(cfg, images: list[str], plot: bool = False, reject_threshold: float | None = None) -> list[dict]:
     """infer() with the folder, form and reporting options of the config (like --mode pred)."""
     setup_logging()
-    gpu = set_device(cfg.device) == "gpu"
+    gpu = set_device(cfg.device, cfg.threads) == "gpu"
     threshold = reject_threshold if reject_threshold is not None else cfg.pred.reject_threshold
     return infer(
         export_dir(cfg),

@@ -129,7 +129,7 @@ def run_ood(cfg, weights: str | None = None, samples: int | None = None, image_f
     """Score the in-distribution test set against every OOD set with every variant;
     with plot, draw <image_dir>/ood_<set>.png (histograms of the first variant's scores)."""
     require_image_data(cfg.data, "ood")
-    set_device(cfg.device)
+    set_device(cfg.device, cfg.threads)
     logger = setup_logging()
     samples = samples or cfg.ood.samples
     sets = load_sets(cfg, list(image_folders))  # data first: a missing folder fails before any work

@@ -88,7 +88,7 @@ def predict(
     reject_threshold (else pred.reject_threshold) marks results whose pred.reject_score is
     above it as 'uncertain'; plot draws <image_dir>/pred_<name>.png per image."""
     require_image_data(cfg.data, "pred")
-    set_device(cfg.device)
+    set_device(cfg.device, cfg.threads)
     seed_everything(cfg.seed)
     logger = setup_logging()
     samples = samples or cfg.pred.samples

@@ -79,7 +79,7 @@ def training_range(table: TabularData) -> tuple[float, float]:
 
 def evaluate_regression(cfg, weights: str | None = None, plot: bool = False) -> dict:
     """Load a checkpoint (weights, else eval.weights, else the run's best) and score the held-out rows."""
-    set_device(cfg.device)
+    set_device(cfg.device, cfg.threads)
     seed_everything(cfg.seed)
     logger = setup_logging()
     table = load_tabular(cfg)

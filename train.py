@@ -93,7 +93,7 @@ def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, sam
 
 def train(cfg, resume: bool = False) -> dict:
     """Train as configured; returns the run's summary (best validation accuracy, paths, history)."""
-    device = set_device(cfg.device)
+    device = set_device(cfg.device, cfg.threads)
     group = start()
     seed_everything(cfg.seed + group.rank)  # other weight noise per process; DataParallel syncs the initial weights
     paths = RunPaths(cfg)

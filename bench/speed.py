@@ -38,7 +38,7 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
     from utils.runtime import seed_everything, set_device
 
     cfg = load_config(os.path.join(REPO, "conf", "base.yaml"), [f"model.name={net}", f"model.layer_type={layer_type}", f"data.input_size={INPUT_SIZE[net]}", *overrides])
-    device = set_device(cfg.device)
+    device = set_device(cfg.device, cfg.threads)
     seed_everything(0)
     model = build_net(cfg)
     optimizer = make_optimizer(model, cfg.train.lr, cfg.train.weight_decay)

@@ -40,6 +40,7 @@ LIST_CHOICES = {
 
 # (low, high, what): inclusive bounds; None = unbounded.
 RANGES = {
+    "threads": (0, None),
     "data.input_size": (8, None),
     "data.valid_size": (1e-9, None),
     "data.num_workers": (0, None),

@@ -31,12 +31,9 @@ import warnings
 import paddle
 
 ENABLED = os.environ.get("BBB_FUSED_KL", "1") != "0"
-# Threads per call: every core this process may use, unless
-# BBB_FUSED_THREADS says otherwise. On this 2-core machine, idle, 2 threads made a
-# 2fc LRT step 2.3-2.6x its deterministic twin against 2.7-3.0x with 1; but with
-# another job keeping a core busy, 2 threads were slower than 1: set
-# BBB_FUSED_THREADS=1 when the cores are shared (e.g. several training processes).
-THREADS = max(1, int(os.environ.get("BBB_FUSED_THREADS", "0")) or len(os.sched_getaffinity(0)))
+# Threads per call; utils.runtime.set_cpu_threads sets it to this process's share
+# of the cores.
+THREADS = 1
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "gaussian_posterior.cc")
 NAME = "bbb_gaussian_posterior"
 
