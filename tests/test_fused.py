@@ -75,12 +75,13 @@ def test_gradient_of_the_kl_alone_and_of_the_variance_alone_on_two_threads(op_av
     for use in ("kl", "variance"):
         grads = []
         for compute in (fused.gaussian_variance_kl, paddle_path):
-            mu, rho = tensors([], seed=3, shape=(300, 200), rho_range=(-5.0, 8.0))
+            mu, rho = tensors([], seed=3, shape=(600, 500), rho_range=(-5.0, 8.0))  # large enough for two threads
             variance, kl = compute(mu, rho, 0.0, 0.1)
             (kl if use == "kl" else variance.sum()).backward()
             grads.append([rho.grad.numpy(), np.zeros([]) if mu.grad is None else mu.grad.numpy()])
         for got, want in zip(*grads):
-            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+            # atol: float32 rounding on a few of the 300,000 elements, against gradients up to 16
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-6)
 
 
 def test_the_kl_is_the_same_number_whatever_the_thread_count(op_available, monkeypatch):
@@ -115,7 +116,8 @@ def test_a_failed_build_falls_back_and_logs_once(monkeypatch, caplog):
     with caplog.at_level("INFO", logger="bbb"):
         assert fused.gaussian_variance_kl(mu, rho, 0.0, 0.1) is None
         assert fused.gaussian_variance_kl(mu, rho, 0.0, 0.1) is None
-    assert sum("fused Gaussian KL unavailable" in record.message for record in caplog.records) == 1
+        assert fused.standard_normal(mu, 0, 0) is None  # the noise falls back to NumPy
+    assert sum("C++ operators unavailable" in record.message for record in caplog.records) == 1
 
 
 def mixture_reference(mu, rho, eps, pi, sigma1, sigma2):
@@ -141,7 +143,7 @@ def mixture_tensors(seed, shape=(300, 200)):
 @pytest.mark.parametrize("pi, sigma1, sigma2", [(0.5, 1.0, np.exp(-7)), (0.25, np.exp(-1), np.exp(-6))])
 def test_mixture_kl_and_its_gradients_match_float64(op_available, monkeypatch, pi, sigma1, sigma2):
     monkeypatch.setattr(fused, "THREADS", 2)
-    mu, rho, eps = mixture_tensors(5)
+    mu, rho, eps = mixture_tensors(5, shape=(600, 500))  # large enough for two threads
     variance, kl = fused.mixture_variance_kl(mu, rho, eps, pi, sigma1, sigma2)
     kl.backward()
     want_sigma, want_kl, want_grad_mu, want_grad_rho = mixture_reference(mu, rho, eps, pi, sigma1, sigma2)
@@ -216,6 +218,7 @@ def train_step_results(layer_type, use_fused, monkeypatch, sample=True, prior="g
     from utils.runtime import seed_everything
 
     monkeypatch.setattr(fused, "ENABLED", use_fused)
+    monkeypatch.setattr(fused, "standard_normal", lambda *args: None)  # NumPy's noise both times: only the posterior's path differs
     cfg = load_config("conf/base.yaml", [f"model.layer_type={layer_type}", "model.hidden_units=64", "model.prior.mu=0.05", f"model.prior.type={prior}"])
     seed_everything(0)
     net = build_net(cfg)

@@ -1,4 +1,5 @@
-"""The Gaussian posterior and its KL in one C++ pass (csrc/gaussian_posterior.cc).
+"""The C++ operators on the CPU (csrc/): the Gaussian posterior and its KL in one
+pass (gaussian_posterior.cc), and the standard normal noise (standard_normal.cc).
 
 gaussian_variance_kl(mu, rho, prior_mu, prior_sigma) returns (sigma^2, kl), with
 sigma = softplus(rho) and kl = KL(N(mu, sigma^2) || N(prior_mu, prior_sigma^2))
@@ -7,16 +8,18 @@ eps, pi, sigma1, sigma2) returns sigma^2 and the scale-mixture prior's Monte-Car
 KL at w = mu + sigma * eps. The *_sample_kl twins return the draw w = mu + sigma * eps
 instead (what BBB's forward needs). All have gradients: one vectorized pass over
 the weights forward and one backward instead of ten to thirty scalar Paddle
-kernels (on THREADS threads). Each returns None, and the caller uses
-the Paddle operators instead, when the fused operator cannot be used: BBB_FUSED_KL=0 in the environment (or
-ENABLED = False here), the build failed (no C++ compiler, ...), the tensors are
-not float32 on the CPU, or Paddle is not in dynamic mode (export.py traces the
-model into a static program).
+kernels (on THREADS threads). standard_normal(like, seed, offset) draws the
+noise (model/layers/noise.py uses it). Each returns None, and the caller uses
+Paddle's operators (or NumPy's noise) instead, when the C++ code cannot be used:
+BBB_FUSED_KL=0 in the environment (or ENABLED = False here), the build failed
+(no C++ compiler, ...), the tensors are not float32 on the CPU, or Paddle is not
+in dynamic mode (export.py traces the model into a static program).
 
-The operator is compiled on first use (about 10 s) into
+The operators are compiled on first use (about 15 s) into
 $XDG_CACHE_HOME/bbb-paddle (~/.cache/bbb-paddle), one folder per Paddle version,
-Python version and CPU; later processes only load it (about 1 s). A lock file makes
-concurrent processes (pytest, paddle.distributed.launch) build it one at a time.
+Python version, CPU and source text; later processes only load them (about 1 s).
+A lock file makes concurrent processes (pytest, paddle.distributed.launch) build
+them one at a time.
 """
 from __future__ import annotations
 
@@ -34,8 +37,9 @@ ENABLED = os.environ.get("BBB_FUSED_KL", "1") != "0"
 # Threads per call; utils.runtime.set_cpu_threads sets it to this process's share
 # of the cores.
 THREADS = 1
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "gaussian_posterior.cc")
-NAME = "bbb_gaussian_posterior"
+CSRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
+SOURCES = [os.path.join(CSRC, name) for name in ("gaussian_posterior.cc", "standard_normal.cc")]
+NAME = "bbb_cpu_ops"
 
 _module = None
 _tried = False
@@ -44,9 +48,11 @@ _tried = False
 # -march=native: the loops vectorize for this CPU (3 to 4 times faster than SSE2);
 # -mprefer-vector-width=512: on AVX-512 CPUs, 16 floats a step instead of GCC's
 # default 8 (forward 2.6 -> 1.8 ms per 1.44M weights here; ignored elsewhere);
-# -fno-trapping-math: the branches become selects; -fopenmp-simd: `omp simd`
-# without an OpenMP runtime (the threads are our own, see ParallelChunks).
-FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fno-trapping-math", "-fopenmp-simd", "-pthread"]
+# -fno-trapping-math: the branches become selects; -fno-math-errno: sqrt is one
+# instruction (else a branch to the errno-setting call stops vectorization);
+# -fopenmp-simd: `omp simd` without an OpenMP runtime (the threads are our own,
+# see ParallelChunks in csrc/vector_math.h).
+FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fno-trapping-math", "-fno-math-errno", "-fopenmp-simd", "-pthread"]
 
 
 def _cpu() -> str:
@@ -62,7 +68,17 @@ def _cpu() -> str:
 def build_directory() -> str:
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     python = f"py{sys.version_info.major}{sys.version_info.minor}"
-    return os.path.join(cache, "bbb-paddle", f"paddle-{paddle.__version__}-{python}-{_cpu()}")
+    return os.path.join(cache, "bbb-paddle", f"paddle-{paddle.__version__}-{python}-{_cpu()}-{_source_hash()}")
+
+
+def _source_hash() -> str:
+    """Of every file in csrc/: Paddle rebuilds when a source's path changes, not its
+    text or a header's, so a changed file gets a folder of its own."""
+    digest = hashlib.sha1()
+    for name in sorted(os.listdir(CSRC)):
+        with open(os.path.join(CSRC, name), "rb") as f:
+            digest.update(name.encode() + f.read())
+    return digest.hexdigest()[:8]
 
 
 def _build():
@@ -78,7 +94,7 @@ def _build():
         # results, and warns about ccache and (2.6) its own deprecated calls.
         with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return load(name=NAME, sources=[SOURCE], extra_cxx_cflags=FLAGS, extra_ldflags=["-pthread"], build_directory=directory)
+            return load(name=NAME, sources=SOURCES, extra_cxx_cflags=FLAGS, extra_ldflags=["-pthread"], build_directory=directory)
 
 
 def _op():
@@ -89,7 +105,7 @@ def _op():
         try:
             _module = _build()
         except Exception as error:  # whatever went wrong, the Paddle path still works
-            logging.getLogger("bbb").info("fused Gaussian KL unavailable (%s: %s); using Paddle operators", type(error).__name__, error)
+            logging.getLogger("bbb").info("C++ operators unavailable (%s: %s); using Paddle operators and NumPy noise", type(error).__name__, error)
     return _module
 
 
@@ -126,3 +142,16 @@ def mixture_sample_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor,
     """(the draw w = mu + softplus(rho) * eps, log q(w) - log p(w) summed) from one fused pass, or None."""
     op = _usable(mu, rho, eps) if 0.0 < pi < 1.0 else None
     return None if op is None else op.mixture_sample_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), THREADS)
+
+
+def standard_normal(like: paddle.Tensor, seed: int, offset: int):
+    """N(0, 1) float32 draws of like's shape from the counter-based generator
+    (csrc/standard_normal.cc): a pure function of (seed, offset, size); the next
+    draw's offset is offset + blocks(size). None where the operator cannot run."""
+    op = _usable(like)
+    return None if op is None else op.standard_normal(like.detach(), int(seed), int(offset), THREADS)
+
+
+def blocks(size: int) -> int:
+    """Counter values one draw of `size` normals uses: four normals per Philox block."""
+    return (size + 3) // 4
