@@ -8,7 +8,9 @@ For each net and layer type: median milliseconds per full training step
 second, the ratio to the deterministic ('freq') step of the same net measured
 in the same run, Monte-Carlo evaluation throughput (images/s, --mc-samples
 passes) and the peak resident memory. Each case runs in its own process so
-that the peak memory is its own.
+that the peak memory is its own. Each net runs as its MNIST config sets it up
+(input size, CPU threads): conf/base.yaml for 2fc, conf/mnist_<net>_bbb.yaml
+for the others, with the layer type replaced.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-INPUT_SIZE = {"2fc": 28, "lenet": 32, "alexnet": 32, "3conv3fc": 32}
+CONFIGS = {"2fc": "base.yaml", "lenet": "mnist_lenet_bbb.yaml", "alexnet": "mnist_alexnet_bbb.yaml", "3conv3fc": "mnist_3conv3fc_bbb.yaml"}
 
 
 def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, mc_samples: int, overrides: list[str]) -> dict:
@@ -35,14 +37,15 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
     from model.nets import build_net
     from train import make_optimizer
     from utils.config import load_config
-    from utils.runtime import seed_everything, set_device
+    from utils.runtime import seed_everything, set_cpu_threads, set_device
 
-    cfg = load_config(os.path.join(REPO, "conf", "base.yaml"), [f"model.name={net}", f"model.layer_type={layer_type}", f"data.input_size={INPUT_SIZE[net]}", *overrides])
+    cfg = load_config(os.path.join(REPO, "conf", CONFIGS[net]), [f"model.layer_type={layer_type}", *overrides])
     device = set_device(cfg.device, cfg.threads)
+    threads = set_cpu_threads(cfg.threads)  # what set_device set: the count, for the table
     seed_everything(0)
     model = build_net(cfg)
     optimizer = make_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
-    size = INPUT_SIZE[net]
+    size = cfg.data.input_size
     x = paddle.randn([batch, 1, size, size])
     y = paddle.randint(0, 10, [batch])
 
@@ -85,6 +88,7 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
         "device": device,
         "paddle": paddle.__version__,
         "batch": batch,
+        "threads": threads,
         "steps": steps,
         "ms_per_step": 1000 * median,
         "images_per_s": batch / median,
@@ -96,7 +100,7 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nets", nargs="+", default=["2fc", "lenet"], choices=sorted(INPUT_SIZE))
+    parser.add_argument("--nets", nargs="+", default=["2fc", "lenet"], choices=sorted(CONFIGS))
     parser.add_argument("--layer-types", nargs="+", default=["freq", "bbb", "lrt"])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
@@ -128,10 +132,10 @@ def main() -> None:
         return
     changed = f", {' '.join(args.override)}" if args.override else ""
     print(f"device {rows[0]['device']}, Paddle {rows[0]['paddle']}, batch {args.batch}, median of {args.steps} steps{changed}")
-    print(f"{'net':8} {'layers':6} {'ms/step':>9} {'img/s':>9} {'x freq':>7} {'MC eval img/s':>14} {'peak MB':>8}")
+    print(f"{'net':8} {'layers':6} {'threads':>7} {'ms/step':>9} {'img/s':>9} {'x freq':>7} {'MC eval img/s':>14} {'peak MB':>8}")
     for r in rows:
         ratio = f"{r['ratio_to_freq']:.2f}" if r["ratio_to_freq"] else "-"
-        print(f"{r['net']:8} {r['layer_type']:6} {r['ms_per_step']:9.1f} {r['images_per_s']:9.0f} {ratio:>7} {r['mc_eval_images_per_s']:14.0f} {r['peak_memory_mb']:8.0f}")
+        print(f"{r['net']:8} {r['layer_type']:6} {r['threads']:>7} {r['ms_per_step']:9.1f} {r['images_per_s']:9.0f} {ratio:>7} {r['mc_eval_images_per_s']:14.0f} {r['peak_memory_mb']:8.0f}")
 
 
 if __name__ == "__main__":
