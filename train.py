@@ -131,6 +131,9 @@ def train(cfg, resume: bool = False) -> dict:
     )
     with LogWriter(logdir=paths.visualdl_dir) if group.is_main else contextlib.nullcontext() as writer:
         for epoch in range(start_epoch, cfg.train.num_epochs):
+            # Each epoch's shuffle and weight noise follow from (seed, rank, epoch)
+            # alone, so a resumed run goes on exactly as the uninterrupted one would have.
+            seed_everything(cfg.seed + group.rank + 100_003 * (epoch + 1))
             if hasattr(train_loader.batch_sampler, "set_epoch"):
                 train_loader.batch_sampler.set_epoch(epoch)  # the distributed shuffle, seeded by the epoch (also on resume)
             lr = optimizer.get_lr()
