@@ -1,8 +1,10 @@
 """Score a trained net on the whole test set: per-sample error and NLL, with a
 Monte-Carlo ensemble and with the posterior mean weights, and how well its
-confidence is calibrated (ECE, Brier score, reliability diagram).
+confidence is calibrated (ECE, Brier score, reliability diagram). With
+eval.split=valid, the same on the validation split instead, for choosing
+settings without looking at the test set.
 
-    python main.py --config conf/base.yaml --mode eval [--weights PATH] [--plot] [--json]
+    python main.py --config conf/base.yaml --mode eval [--weights PATH] [--plot] [--json] [-o eval.split=valid]
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import os
 import numpy as np
 import paddle
 
-from data import build_test_loader
+from data import build_test_loader, build_train_valid_loaders
 from model.likelihood import likelihood_of
 from model.nets import load_trained_net
 from regression import evaluate_regression
@@ -74,16 +76,18 @@ def score(model, loader, samples: int, num_train: int | None = None, calibration
 
 def evaluate(cfg, weights: str | None = None, plot: bool = False) -> dict:
     """Load a checkpoint (weights, else eval.weights, else the run's best) and score
-    the test set; with plot, draw the reliability diagram (<image_dir>/reliability.png).
-    Regression nets are scored by regression.evaluate_regression."""
+    the test set (or, with eval.split=valid, the validation split); with plot, draw
+    the reliability diagram (<image_dir>/reliability.png). Regression nets are
+    scored by regression.evaluate_regression."""
     if cfg.model.likelihood == "gaussian":
-        return evaluate_regression(cfg, weights, plot)
+        return evaluate_regression(cfg, weights, plot)  # the test rows (utils/config.py refuses eval.split valid)
+    split = cfg.eval.split
     set_device(cfg.device, cfg.threads)
     seed_everything(cfg.seed)
     logger = setup_logging()
     model, path = load_trained_net(cfg, weights)
-    loader = build_test_loader(cfg)
-    results = {"weights": path, "model": cfg.model.name, "layer_type": cfg.model.layer_type, "dataset": cfg.data.name}
+    loader = build_test_loader(cfg) if split == "test" else build_train_valid_loaders(cfg)[1]
+    results = {"weights": path, "model": cfg.model.name, "layer_type": cfg.model.layer_type, "dataset": cfg.data.name, "split": split}
     bins = cfg.eval.calibration_bins
     if model.is_bayesian:
         model.set_sampling(True)
@@ -94,8 +98,8 @@ def evaluate(cfg, weights: str | None = None, plot: bool = False) -> dict:
         if kind in results:
             r = results[kind]
             logger.info(
-                "test %-4s: error %.2f%% (%d of %d), NLL %.4f, ECE %.2f%%, Brier %.4f",
-                kind, r["error"], round(r["error"] * r["n"] / 100), r["n"], r["nll"], r["ece"], r["brier"],
+                "%s %-4s: error %.2f%% (%d of %d), NLL %.4f, ECE %.2f%%, Brier %.4f",
+                split, kind, r["error"], round(r["error"] * r["n"] / 100), r["n"], r["nll"], r["ece"], r["brier"],
             )
     if plot:
         from utils.plots import plot_reliability  # matplotlib only when asked for

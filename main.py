@@ -79,7 +79,7 @@ def print_text(result: dict) -> None:
         for kind, label in (("mc", f"Monte-Carlo ({result.get('mc', {}).get('samples')} samples)"), ("mean", "mean weights")):
             if kind in result:
                 r = result[kind]
-                print(f"test error {r['error']:.2f}% ({r['n']} images), NLL {r['nll']:.4f}, ECE {r['ece']:.2f}%, Brier {r['brier']:.4f}  [{label}]")
+                print(f"{result['split']} error {r['error']:.2f}% ({r['n']} images), NLL {r['nll']:.4f}, ECE {r['ece']:.2f}%, Brier {r['brier']:.4f}  [{label}]")
         if "plot" in result:
             print(f"reliability diagram: {result['plot']}")
     elif result["mode"] == "ood":

@@ -48,6 +48,19 @@ def test_eval_scores_every_test_image_with_mc_and_mean_weights(trained):
     assert "test error" in text.stdout and "mean weights" in text.stdout
 
 
+def test_eval_scores_the_validation_split_when_asked(trained):
+    tmp_path, _ = trained
+    overrides = small_overrides(tmp_path, "eval.split=valid")
+    done = run_cli("--mode", "eval", "--json", overrides=overrides)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["split"] == "valid"
+    for kind in ("mc", "mean"):
+        assert result[kind]["n"] == 100  # data.valid_size: the images training held out
+    text = run_cli("--mode", "eval", overrides=overrides)
+    assert "valid error" in text.stdout and "test error" not in text.stdout
+
+
 def test_pred_classifies_files_and_folders_and_reports_bad_files(trained, tmp_path):
     run_dir, _ = trained
     bad = tmp_path / "notes.png"

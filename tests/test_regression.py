@@ -155,6 +155,7 @@ def test_pred_on_tabular_data_says_it_takes_images(tmp_path):
         (["model.noise_std=0"], "model.noise_std must be >= "),
         (["eval.interval=1.0"], "eval.interval must be between 0.01 and 0.99"),
         (["eval.regression_passes=1"], "eval.regression_passes must be >= 2"),
+        (["eval.split=valid"], "eval.split valid is for classification nets"),
         (["data.test_fraction=0"], "data.test_fraction must be between"),
         (["data.toy.x_range=[4, -4]"], "data.toy.x_range must be \\[low, high\\] with low < high"),
         (["model.likelihood=categorical"], "toy_cubic is a regression set; set model.likelihood gaussian"),

@@ -31,6 +31,7 @@ CHOICES = {
     "model.noise": ("fixed", "learned"),
     "pred.reject_score": tuple(n for n in SCORE_NAMES if n not in CONFIDENCE_SCORES),  # "above T" = less sure
     "export.infer_form": ("mc", "mean"),
+    "eval.split": ("test", "valid"),
 }
 
 # List keys whose entries must come from a fixed set.
@@ -284,6 +285,8 @@ def _check_tabular(cfg: Config) -> None:
         raise ConfigError(f"data.name {data.name} is tabular and needs model.name 2fc, got {model.name}")
     if model.likelihood == "gaussian" and not tabular:
         raise ConfigError(f"model.likelihood gaussian (regression) needs data.name toy_cubic or csv, got {data.name}")
+    if model.likelihood == "gaussian" and cfg.eval.split != "test":
+        raise ConfigError("eval.split valid is for classification nets; regression eval scores the held-out test rows (eval.split test)")
     if data.name == "toy_cubic":
         if model.likelihood != "gaussian":
             raise ConfigError("data.name toy_cubic is a regression set; set model.likelihood gaussian")
