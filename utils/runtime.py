@@ -36,7 +36,8 @@ def set_cpu_threads(threads: int = 1) -> int:
     The fused operators always use that share.
     """
     processes = max(1, int(os.environ.get("PADDLE_LOCAL_SIZE", "1")))  # set by paddle.distributed.launch
-    share = max(1, len(os.sched_getaffinity(0)) // processes)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS has no affinity
+    share = max(1, cores // processes)
     threads = threads or share
     paddle.base.core.set_num_threads(threads)
     fused.THREADS = share
