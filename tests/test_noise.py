@@ -135,3 +135,28 @@ def test_the_generator_is_the_same_on_any_number_of_threads(generator, monkeypat
         draws.append(fused.standard_normal(like, 7, 0).numpy())
     np.testing.assert_array_equal(draws[0], draws[1])
     np.testing.assert_array_equal(draws[0], draws[2])
+
+
+def test_a_fused_activation_sample_matches_paddle_with_the_same_noise(generator, monkeypatch):
+    # LRT's mean + sqrt(var + eps) * noise in one pass, against Paddle's operators
+    # fed the same draw (the same seed, the same C++ normals)
+    rng = np.random.default_rng(0)
+    mean_values = rng.normal(size=(300, 500)).astype("float32")
+    var_values = rng.uniform(0, 2, (300, 500)).astype("float32")
+    var_values[0, :3] = 0.0  # where only var_eps keeps sqrt differentiable
+    weights = paddle.to_tensor(rng.uniform(-1, 1, (300, 500)).astype("float32"))
+
+    def sample():
+        mean, var = paddle.to_tensor(mean_values), paddle.to_tensor(var_values)
+        mean.stop_gradient = var.stop_gradient = False
+        noise.seed(11)
+        drawn = noise.normal_sample(mean, var, 1e-16)
+        (drawn * weights).sum().backward()
+        return drawn.numpy(), mean.grad.numpy(), var.grad.numpy()
+
+    got, got_mean_grad, got_var_grad = sample()
+    monkeypatch.setattr(fused, "normal_sample", lambda *args: None)
+    want, want_mean_grad, want_var_grad = sample()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(got_mean_grad, want_mean_grad)
+    np.testing.assert_allclose(got_var_grad, want_var_grad, rtol=1e-5)

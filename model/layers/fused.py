@@ -155,3 +155,10 @@ def standard_normal(like: paddle.Tensor, seed: int, offset: int):
 def blocks(size: int) -> int:
     """Counter values one draw of `size` normals uses: four normals per Philox block."""
     return (size + 3) // 4
+
+
+def normal_sample(mean: paddle.Tensor, var: paddle.Tensor, var_eps: float, seed: int, offset: int):
+    """mean + sqrt(var + var_eps) * eps in one pass, eps = standard_normal(mean, seed,
+    offset); differentiable in mean and var. None where the operator cannot run."""
+    op = _usable(mean, var)
+    return None if op is None else op.normal_sample(mean, var, int(seed), int(offset), float(var_eps), THREADS)[0]

@@ -40,6 +40,14 @@ class HostNormalStream:
         self._offset += fused.blocks(int(drawn.size))
         return drawn
 
+    def sample(self, mean: paddle.Tensor, var: paddle.Tensor, var_eps: float) -> paddle.Tensor | None:
+        """The C++ generator's mean + sqrt(var + var_eps) * eps in one pass, with the
+        eps draw_like(mean) would give; None where it cannot run."""
+        drawn = fused.normal_sample(mean, var, var_eps, self._seed, self._offset)
+        if drawn is not None:
+            self._offset += fused.blocks(int(drawn.size))
+        return drawn
+
     def _submit(self, shape: tuple) -> Future:
         return self._worker.submit(self._rng.standard_normal, shape, dtype=np.float32)
 
@@ -75,3 +83,13 @@ def standard_normal_like(x: paddle.Tensor) -> paddle.Tensor:
     if _stream is None or x.dtype != paddle.float32 or not paddle.get_device().startswith("cpu"):
         return paddle.randn(x.shape, dtype=x.dtype)
     return _stream.draw_like(x)
+
+
+def normal_sample(mean: paddle.Tensor, var: paddle.Tensor, var_eps: float) -> paddle.Tensor:
+    """Draws of N(mean, var + var_eps), elementwise, differentiable in mean and var:
+    mean + sqrt(var + var_eps) * standard_normal_like(mean), in one C++ pass where it can."""
+    if paddle.in_dynamic_mode() and _stream is not None and paddle.get_device().startswith("cpu"):
+        drawn = _stream.sample(mean, var, var_eps)
+        if drawn is not None:
+            return drawn
+    return mean + paddle.sqrt(var + var_eps) * standard_normal_like(mean)

@@ -4,10 +4,8 @@ The pre-activation of a layer with Gaussian weights is Gaussian with
 mean op(x, mu_w, mu_b) and variance op(x^2, sigma_w^2, sigma_b^2), so one normal
 per output replaces one per weight, and the gradient has lower variance.
 """
-import paddle
-
 from model.layers.base import BayesianConv2d, BayesianLinear
-from model.layers.noise import standard_normal_like
+from model.layers.noise import normal_sample
 
 VAR_EPS = 1e-16  # keeps sqrt differentiable where the variance is 0
 
@@ -19,7 +17,7 @@ class LocalReparameterization:
             return act_mu
         variances = self.variances()  # with the KL from the same pass (model/layers/fused.py)
         act_var = self._op(x * x, variances[0], variances[1] if len(variances) > 1 else None)
-        return act_mu + paddle.sqrt(act_var + VAR_EPS) * standard_normal_like(act_mu)
+        return normal_sample(act_mu, act_var, VAR_EPS)
 
 
 class BBBLinear(LocalReparameterization, BayesianLinear):

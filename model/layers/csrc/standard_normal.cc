@@ -1,4 +1,5 @@
-// Standard normal noise for the Bayesian layers, float32 on the CPU.
+// Standard normal noise for the Bayesian layers, float32 on the CPU, and LRT's
+// activation draws mean + sqrt(var) * noise in the same pass (normal_sample).
 //
 // Counter-based: the uniform bits come from Philox4x32-10 (Salmon et al. 2011,
 // "Parallel random numbers: as easy as 1, 2, 3"), keyed by the seed, with the
@@ -118,3 +119,60 @@ PD_BUILD_OP(standard_normal)
     .SetKernelFn(PD_KERNEL(StandardNormal))
     .SetInferShapeFn(PD_INFER_SHAPE(LikeShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(LikeDtype));
+
+// LRT's activations: out = mean + sqrt(var + var_eps) eps, with eps the draw that
+// standard_normal(mean, seed, offset) gives; eps is an output too, for the backward:
+//   grad_mean = grad_out,  grad_var = grad_out eps / (2 sqrt(var + var_eps)).
+std::vector<paddle::Tensor> NormalSample(const paddle::Tensor& mean, const paddle::Tensor& var, int64_t seed, int64_t offset, float var_eps, int threads) {
+  check(mean, "mean");
+  check(var, "var");
+  PD_CHECK(mean.numel() == var.numel(), "mean and var must have the same number of elements");
+  auto out = paddle::empty(mean.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto eps = paddle::empty(mean.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
+  const int64_t n = mean.numel();
+  const float *m = mean.data<float>(), *v = var.data<float>();
+  float *o = out.data<float>(), *e = eps.data<float>();
+  ParallelChunks((n + kChunk - 1) / kChunk, threads, [&](int64_t c) {
+    const int64_t begin = c * kChunk, end = std::min(n, (c + 1) * kChunk);
+    NormalChunk(static_cast<uint64_t>(seed), static_cast<uint64_t>(offset), e, begin, end);
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) o[i] = m[i] + std::sqrt(v[i] + var_eps) * e[i];
+  });
+  return {out, eps};
+}
+
+std::vector<paddle::Tensor> NormalSampleBackward(const paddle::Tensor& var, const paddle::Tensor& eps, const paddle::Tensor& grad_out, float var_eps,
+                                                 int threads) {
+  auto grad_mean = paddle::empty(var.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto grad_var = paddle::empty(var.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
+  const int64_t n = var.numel();
+  const float *v = var.data<float>(), *e = eps.data<float>(), *g = grad_out.data<float>();
+  float *gm = grad_mean.data<float>(), *gv = grad_var.data<float>();
+  ParallelChunks((n + kChunk - 1) / kChunk, threads, [&](int64_t c) {
+    const int64_t begin = c * kChunk, end = std::min(n, (c + 1) * kChunk);
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) {
+      gm[i] = g[i];
+      gv[i] = g[i] * e[i] * 0.5f / std::sqrt(v[i] + var_eps);
+    }
+  });
+  return {grad_mean, grad_var};
+}
+
+std::vector<std::vector<int64_t>> SampleShape(const std::vector<int64_t>& mean_shape, const std::vector<int64_t>&) { return {mean_shape, mean_shape}; }
+
+std::vector<paddle::DataType> SampleDtype(const paddle::DataType&, const paddle::DataType&) { return {paddle::DataType::FLOAT32, paddle::DataType::FLOAT32}; }
+
+PD_BUILD_OP(normal_sample)
+    .Inputs({"Mean", "Var"})
+    .Outputs({"Out", "Eps"})
+    .Attrs({"seed: int64_t", "offset: int64_t", "var_eps: float", "threads: int"})
+    .SetKernelFn(PD_KERNEL(NormalSample))
+    .SetInferShapeFn(PD_INFER_SHAPE(SampleShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(SampleDtype));
+
+PD_BUILD_GRAD_OP(normal_sample)
+    .Inputs({"Var", "Eps", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("Mean"), paddle::Grad("Var")})
+    .Attrs({"var_eps: float", "threads: int"})
+    .SetKernelFn(PD_KERNEL(NormalSampleBackward));
