@@ -149,7 +149,7 @@ def standard_normal(like: paddle.Tensor, seed: int, offset: int):
     (csrc/standard_normal.cc): a pure function of (seed, offset, size); the next
     draw's offset is offset + blocks(size). None where the operator cannot run."""
     op = _usable(like)
-    return None if op is None else op.standard_normal(like.detach(), int(seed), int(offset), THREADS)
+    return None if op is None else op.bbb_standard_normal(like.detach(), int(seed), int(offset), THREADS)
 
 
 def blocks(size: int) -> int:
@@ -161,4 +161,4 @@ def normal_sample(mean: paddle.Tensor, var: paddle.Tensor, var_eps: float, seed:
     """mean + sqrt(var + var_eps) * eps in one pass, eps = standard_normal(mean, seed,
     offset); differentiable in mean and var. None where the operator cannot run."""
     op = _usable(mean, var)
-    return None if op is None else op.normal_sample(mean, var, int(seed), int(offset), float(var_eps), THREADS)[0]
+    return None if op is None else op.bbb_normal_sample(mean, var, int(seed), int(offset), float(var_eps), THREADS)[0]

@@ -112,7 +112,7 @@ std::vector<std::vector<int64_t>> LikeShape(const std::vector<int64_t>& like_sha
 
 std::vector<paddle::DataType> LikeDtype(const paddle::DataType&) { return {paddle::DataType::FLOAT32}; }
 
-PD_BUILD_OP(standard_normal)
+PD_BUILD_OP(bbb_standard_normal)
     .Inputs({"Like"})
     .Outputs({"Out"})
     .Attrs({"seed: int64_t", "offset: int64_t", "threads: int"})
@@ -163,7 +163,7 @@ std::vector<std::vector<int64_t>> SampleShape(const std::vector<int64_t>& mean_s
 
 std::vector<paddle::DataType> SampleDtype(const paddle::DataType&, const paddle::DataType&) { return {paddle::DataType::FLOAT32, paddle::DataType::FLOAT32}; }
 
-PD_BUILD_OP(normal_sample)
+PD_BUILD_OP(bbb_normal_sample)
     .Inputs({"Mean", "Var"})
     .Outputs({"Out", "Eps"})
     .Attrs({"seed: int64_t", "offset: int64_t", "var_eps: float", "threads: int"})
@@ -171,7 +171,7 @@ PD_BUILD_OP(normal_sample)
     .SetInferShapeFn(PD_INFER_SHAPE(SampleShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(SampleDtype));
 
-PD_BUILD_GRAD_OP(normal_sample)
+PD_BUILD_GRAD_OP(bbb_normal_sample)
     .Inputs({"Var", "Eps", paddle::Grad("Out")})
     .Outputs({paddle::Grad("Mean"), paddle::Grad("Var")})
     .Attrs({"var_eps: float", "threads: int"})
