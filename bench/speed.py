@@ -37,11 +37,11 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
     from model.nets import build_net
     from train import make_optimizer
     from utils.config import load_config
-    from utils.runtime import seed_everything, set_cpu_threads, set_device
+    from utils.runtime import cpu_share, seed_everything, set_device
 
     cfg = load_config(os.path.join(REPO, "conf", CONFIGS[net]), [f"model.layer_type={layer_type}", *overrides])
     device = set_device(cfg.device, cfg.threads)
-    threads = set_cpu_threads(cfg.threads)  # what set_device set: the count, for the table
+    threads = cfg.threads or cpu_share()  # the count set_device set, for the table
     seed_everything(0)
     model = build_net(cfg)
     optimizer = make_optimizer(model, cfg.train.lr, cfg.train.weight_decay)

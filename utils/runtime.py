@@ -28,16 +28,18 @@ def set_device(device: str, threads: int = 1) -> str:
     return chosen
 
 
-def set_cpu_threads(threads: int = 1) -> int:
-    """Threads for Paddle's CPU matrix products (MKL); returns the count.
-
-    0 = this process's share of the cores: the cores it may use divided among the
-    training processes that paddle.distributed.launch started on this machine.
-    The fused operators always use that share.
-    """
+def cpu_share() -> int:
+    """This process's share of the cores: the cores it may use divided among the
+    training processes that paddle.distributed.launch started on this machine."""
     processes = max(1, int(os.environ.get("PADDLE_LOCAL_SIZE", "1")))  # set by paddle.distributed.launch
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS has no affinity
-    share = max(1, cores // processes)
+    return max(1, cores // processes)
+
+
+def set_cpu_threads(threads: int = 1) -> int:
+    """Threads for Paddle's CPU matrix products (MKL), 0 = cpu_share(); returns the
+    count. The fused operators always use cpu_share()."""
+    share = cpu_share()
     threads = threads or share
     paddle.base.core.set_num_threads(threads)
     fused.THREADS = share
