@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 
+from utils.blas import STATUS as BLAS_STATUS  # noqa: F401  first: MKL reads its setting when Paddle loads
 from utils.config import load_config
 from utils.errors import UserError
 

@@ -19,6 +19,7 @@ from eval import score
 from model.elbo import elbo_loss, kl_weight
 from model.likelihood import likelihood_of
 from model.nets import build_net
+from model.optimizers import make_optimizer, make_schedule
 from utils.checkpoint import atomic_save, load_file, load_optimizer_state, optimizer_state
 from utils.distributed import ProcessGroup, start
 from utils.errors import CheckpointError, TrainingDiverged
@@ -26,19 +27,6 @@ from utils.plots import plot_history
 from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
 
 HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_nll", "train_acc", "train_kl", "valid_loss", "valid_nll", "valid_acc", "valid_kl", "epoch_seconds")
-
-
-def make_optimizer(model: paddle.nn.Layer, lr, weight_decay: float) -> paddle.optimizer.Adam:
-    """Adam; the L2 weight decay applies to means and plain weights, never to rho
-    (decay would pull sigma = softplus(rho) towards softplus(0) = 0.69)."""
-    rho = [p for name, p in model.named_parameters() if name.endswith("_rho")]
-    rest = [p for name, p in model.named_parameters() if not name.endswith("_rho")]
-    # None, not 0.0: Paddle turns 0.0 into an L2Decay(0) that still scales every
-    # parameter and adds it to its gradient each step (two passes over the weights).
-    groups = [{"params": rest, "weight_decay": weight_decay or None}]
-    if rho:
-        groups.append({"params": rho, "weight_decay": None})
-    return paddle.optimizer.Adam(learning_rate=lr, parameters=groups)
 
 
 def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, samples: int, group: ProcessGroup) -> dict:
@@ -104,8 +92,8 @@ def train(cfg, resume: bool = False) -> dict:
     train_loader, valid_loader = build_train_valid_loaders(cfg, group.rank, group.world_size)
     num_train = len(train_loader.dataset)
     model = build_net(cfg)
-    scheduler = paddle.optimizer.lr.ExponentialDecay(learning_rate=cfg.train.lr, gamma=cfg.train.lr_decay)
-    optimizer = make_optimizer(model, scheduler, cfg.train.weight_decay)
+    scheduler = make_schedule(cfg.train)
+    optimizer = make_optimizer(model, scheduler, cfg.train)
 
     likelihood = likelihood_of(model)  # accuracy and the best by it for classes, RMSE and the best by NLL for regression
     history_keys = [key.replace("_acc", f"_{likelihood.metric}") for key in HISTORY_KEYS]
@@ -134,7 +122,7 @@ def train(cfg, resume: bool = False) -> dict:
             # Each epoch's shuffle and weight noise follow from (seed, rank, epoch)
             # alone, so a resumed run goes on exactly as the uninterrupted one would have.
             seed_everything(cfg.seed + group.rank + 100_003 * (epoch + 1))
-            if hasattr(train_loader.batch_sampler, "set_epoch"):
+            if hasattr(getattr(train_loader, "batch_sampler", None), "set_epoch"):
                 train_loader.batch_sampler.set_epoch(epoch)  # the distributed shuffle, seeded by the epoch (also on resume)
             lr = optimizer.get_lr()
             started = time.perf_counter()

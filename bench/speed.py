@@ -30,12 +30,13 @@ CONFIGS = {"2fc": "base.yaml", "lenet": "mnist_lenet_bbb.yaml", "alexnet": "mnis
 def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, mc_samples: int, overrides: list[str]) -> dict:
     """Time one net in this process."""
     sys.path.insert(0, REPO)
+    from utils.blas import STATUS as blas_status  # before Paddle loads
     import paddle
 
     from model.elbo import elbo_loss
     from model.mc import mc_log_probs
     from model.nets import build_net
-    from train import make_optimizer
+    from model.optimizers import make_optimizer
     from utils.config import load_config
     from utils.runtime import cpu_share, seed_everything, set_device
 
@@ -44,7 +45,7 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
     threads = cfg.threads or cpu_share()  # the count set_device set, for the table
     seed_everything(0)
     model = build_net(cfg)
-    optimizer = make_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
+    optimizer = make_optimizer(model, cfg.train.lr, cfg.train)
     size = cfg.data.input_size
     x = paddle.randn([batch, 1, size, size])
     y = paddle.randint(0, 10, [batch])

@@ -16,6 +16,7 @@ import paddle.vision.transforms as T
 from paddle.io import DataLoader, Dataset, DistributedBatchSampler
 from PIL import Image, UnidentifiedImageError
 
+from data.in_memory import InMemoryLoader, materialise
 from data.tabular import is_tabular, tabular_test_set, tabular_train_valid_sets
 from utils.errors import ConfigError, DataError, ImageError
 
@@ -116,19 +117,31 @@ def split_indices(n: int, valid_size: float, seed: int) -> tuple[np.ndarray, np.
     return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
 
-def build_train_valid_loaders(cfg, rank: int = 0, world_size: int = 1) -> tuple[DataLoader, DataLoader]:
+def _in_memory(raw: Dataset, indices, data_cfg) -> Dataset:
+    """The test transform applied once to each image at `indices` (data/in_memory.py)."""
+    info = dataset_info(data_cfg.name)
+    plain = data_cfg.input_size == info.native_size and info.channels == 1
+    transform = build_transform(data_cfg, train=False)  # also checks mean/std against the channels
+    return materialise(raw, np.asarray(indices), transform, (data_cfg.mean, data_cfg.std) if plain else None)
+
+
+def build_train_valid_loaders(cfg, rank: int = 0, world_size: int = 1):
     """Loaders of the seeded train/validation split. With several processes
     (data-parallel training), process `rank` of `world_size` gets its share:
     train.batch_size images per step from a DistributedBatchSampler, and every
     world_size-th validation image (disjoint shards, nothing repeated, so that
-    summed counts give exact metrics)."""
+    summed counts give exact metrics). Image sets are held in memory, transformed
+    once, except a training set with random flips or shared among processes."""
     if is_tabular(cfg.data.name):
         train_set, valid_set = tabular_train_valid_sets(cfg, rank, world_size)
     else:
         raw = _open_dataset(cfg.data, "train")
         train_idx, valid_idx = split_indices(len(raw), cfg.data.valid_size, cfg.seed)
+        valid_set = _in_memory(raw, valid_idx[rank::world_size], cfg.data)
+        if world_size == 1 and not cfg.data.hflip:
+            train = InMemoryLoader(_in_memory(raw, train_idx, cfg.data), cfg.train.batch_size, shuffle=True)
+            return train, InMemoryLoader(valid_set, cfg.eval.batch_size, shuffle=False)
         train_set = TransformedSubset(raw, train_idx, build_transform(cfg.data, train=True))
-        valid_set = TransformedSubset(raw, valid_idx[rank::world_size], build_transform(cfg.data, train=False))
     if world_size > 1:
         sampler = DistributedBatchSampler(train_set, batch_size=cfg.train.batch_size, num_replicas=world_size, rank=rank, shuffle=True)
         train_loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.data.num_workers)
@@ -138,13 +151,12 @@ def build_train_valid_loaders(cfg, rank: int = 0, world_size: int = 1) -> tuple[
     return train_loader, valid_loader
 
 
-def build_test_loader(cfg) -> DataLoader:
+def build_test_loader(cfg):
     if is_tabular(cfg.data.name):
         test_set = tabular_test_set(cfg)
-    else:
-        raw = _open_dataset(cfg.data, "test", root=cfg.eval.data_root)
-        test_set = TransformedSubset(raw, np.arange(len(raw)), build_transform(cfg.data, train=False))
-    return DataLoader(test_set, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
+        return DataLoader(test_set, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
+    raw = _open_dataset(cfg.data, "test", root=cfg.eval.data_root)
+    return InMemoryLoader(_in_memory(raw, np.arange(len(raw)), cfg.data), cfg.eval.batch_size, shuffle=False)
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")

@@ -32,6 +32,7 @@ def layer_makers(model_cfg):
         prior=build_prior(model_cfg.prior),
         mu_init=tuple(model_cfg.posterior.mu_init),
         rho_init=tuple(model_cfg.posterior.rho_init),
+        init=model_cfg.posterior.init,
     )
     return functools.partial(package.BBBLinear, **posterior), functools.partial(package.BBBConv2d, **posterior)
 

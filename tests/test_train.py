@@ -5,9 +5,7 @@ import paddle
 import pytest
 
 import train as train_module
-from model.layers import BBB
-from model.layers.base import ModuleWrapper
-from train import make_optimizer, train
+from train import train
 from utils.errors import TrainingDiverged
 from utils.runtime import RunPaths
 
@@ -75,24 +73,3 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoints(small_cfg, 
     with pytest.raises(TrainingDiverged, match="loss became nan at epoch 2, batch 1"):
         train(small_cfg("train.num_epochs=2"), resume=True)
     assert {p: open(p, "rb").read() for p in saved} == saved
-
-
-def test_weight_decay_never_touches_rho():
-    net = ModuleWrapper()
-    net.fc = BBB.BBBLinear(4, 3)
-    rho_before, mu_before = net.fc.weight_rho.numpy().copy(), net.fc.weight_mu.numpy().copy()
-    optimizer = make_optimizer(net, 0.1, weight_decay=1.0)
-    (0.0 * sum(p.sum() for p in net.parameters())).backward()  # zero gradients: only the decay acts
-    optimizer.step()
-    np.testing.assert_array_equal(net.fc.weight_rho.numpy(), rho_before)
-    assert not np.allclose(net.fc.weight_mu.numpy(), mu_before)
-
-
-def test_no_weight_decay_adds_no_regularizer_to_any_parameter():
-    # Paddle runs an L2Decay(0.0) anyway: a scale and an add per parameter each step
-    net = ModuleWrapper()
-    net.fc = BBB.BBBLinear(4, 3)
-    make_optimizer(net, 0.1, weight_decay=0.0)
-    assert all(p.regularizer is None for p in net.parameters())
-    make_optimizer(net, 0.1, weight_decay=0.5)
-    assert net.fc.weight_mu.regularizer is not None and net.fc.weight_rho.regularizer is None

@@ -15,6 +15,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from model.optimizers import OPTIMIZERS, SCHEDULES
+from model.layers.base import INITIALIZERS
 from utils.errors import ConfigError
 from utils.uncertainty import CONFIDENCE_SCORES, SCORE_NAMES
 
@@ -32,6 +34,9 @@ CHOICES = {
     "pred.reject_score": tuple(n for n in SCORE_NAMES if n not in CONFIDENCE_SCORES),  # "above T" = less sure
     "export.infer_form": ("mc", "mean"),
     "eval.split": ("test", "valid"),
+    "train.optimizer": tuple(OPTIMIZERS),
+    "train.lr_schedule": tuple(SCHEDULES),
+    "model.posterior.init": tuple(INITIALIZERS),
 }
 
 # List keys whose entries must come from a fixed set.
@@ -58,6 +63,8 @@ RANGES = {
     "train.batch_size": (1, None),
     "train.lr": (1e-12, None),
     "train.lr_decay": (1e-12, 1.0),
+    "train.momentum": (0.0, 0.999999),
+    "train.lr_factor": (1e-12, None),
     "train.weight_decay": (0.0, None),
     "train.train_ens": (1, None),
     "train.valid_ens": (1, None),
@@ -267,10 +274,16 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError("data.mean and data.std must have one entry per channel and the same length")
     if any(s <= 0 for s in cfg.data.std):
         raise ConfigError("data.std entries must be > 0")
+    posterior = cfg.model.posterior
     for key in ("mu_init", "rho_init"):
-        pair = cfg.model.posterior[key]
-        if len(pair) != 2 or pair[1] < 0:
-            raise ConfigError(f"model.posterior.{key} must be [mean, std] with std >= 0, got {pair}")
+        pair = posterior[key]
+        if posterior.init == "normal" and (len(pair) != 2 or pair[1] < 0):
+            raise ConfigError(f"model.posterior.{key} must be [mean, std] with std >= 0 for init normal, got {pair}")
+        if posterior.init == "uniform" and (len(pair) != 2 or pair[1] < pair[0]):
+            raise ConfigError(f"model.posterior.{key} must be [low, high] with low <= high for init uniform, got {pair}")
+    milestones = cfg.train.lr_milestones
+    if any(m != int(m) or m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
+        raise ConfigError(f"train.lr_milestones must be increasing whole epochs >= 1, got {list(milestones)}")
     prior = cfg.model.prior
     if prior.type == "mixture" and not prior.sigma2 < prior.sigma1:
         raise ConfigError("model.prior.sigma2 must be smaller than model.prior.sigma1 for the scale mixture")

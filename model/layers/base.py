@@ -11,6 +11,13 @@ from model.layers.noise import standard_normal_like
 from model.layers.priors import GaussianPrior, normal_log_prob
 
 
+# model.posterior.init -> the initializer of mu and rho, given the config's pair.
+INITIALIZERS = {
+    "normal": lambda pair: nn.initializer.Normal(pair[0], pair[1]),     # [mean, std]
+    "uniform": lambda pair: nn.initializer.Uniform(pair[0], pair[1]),   # [low, high]
+}
+
+
 class BayesianLayer(nn.Layer):
     """q(w) = N(mu, softplus(rho)^2) for every weight and bias.
 
@@ -18,7 +25,7 @@ class BayesianLayer(nn.Layer):
     linear or conv2d) and how the layer samples (`forward`). `sample = False` makes the layer use the posterior means.
     """
 
-    def __init__(self, weight_shape: list[int], bias_shape: list[int] | None, prior=None, mu_init=(0.0, 0.1), rho_init=(-5.0, 0.1)):
+    def __init__(self, weight_shape: list[int], bias_shape: list[int] | None, prior=None, mu_init=(0.0, 0.1), rho_init=(-5.0, 0.1), init: str = "normal"):
         super().__init__()
         self.prior = prior if prior is not None else GaussianPrior(0.0, 0.1)
         self.sample = True
@@ -27,8 +34,8 @@ class BayesianLayer(nn.Layer):
         # the (mu, sigma) pairs, the mixture prior's weight noise and sigma^2.
         self._posterior = self._kl = self._eps = self._variances = None
 
-        def param(shape, init):
-            return self.create_parameter(shape, default_initializer=nn.initializer.Normal(init[0], init[1]))
+        def param(shape, pair):
+            return self.create_parameter(shape, default_initializer=INITIALIZERS[init](pair))
 
         self.weight_mu = param(weight_shape, mu_init)
         self.weight_rho = param(weight_shape, rho_init)
