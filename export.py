@@ -24,7 +24,7 @@ from paddle.static import InputSpec
 from data import dataset_info
 from data.tabular import require_image_data
 from model.nets import load_trained_net
-from utils.runtime import RunPaths, set_device, setup_logging
+from utils.runtime import RunPaths, prepare
 
 MANIFEST = "export.yaml"
 MODEL_PREFIX = "inference"  # paddle.jit.save names its files <prefix>.json / .pdmodel / .pdiparams
@@ -74,8 +74,7 @@ def _save(layer: paddle.nn.Layer, path: str, input_shape: list[int]) -> None:
 def export(cfg, weights: str | None = None, out_dir: str | None = None) -> dict:
     """Write the inference models and export.yaml; returns what was written."""
     require_image_data(cfg.data, "export")  # the programs take images and give class probabilities
-    set_device(cfg.device, cfg.threads)
-    logger = setup_logging()
+    _, logger = prepare(cfg)
     out_dir = out_dir or export_dir(cfg)
     net, path = load_trained_net(cfg, weights)
     net.eval()

@@ -23,7 +23,7 @@ from export import MANIFEST, OUTPUTS, export_dir, model_files
 from predict import describe, judge, plot_result
 from utils.config import Config
 from utils.errors import ExportError, ImageError
-from utils.runtime import set_device, setup_logging
+from utils.runtime import prepare
 
 
 def read_manifest(model_dir: str) -> dict:
@@ -127,8 +127,7 @@ def infer(
 
 def infer_with_config(cfg, images: list[str], plot: bool = False, reject_threshold: float | None = None) -> list[dict]:
     """infer() with the folder, form and reporting options of the config (like --mode pred)."""
-    setup_logging()
-    gpu = set_device(cfg.device, cfg.threads) == "gpu"
+    gpu = prepare(cfg)[0] == "gpu"
     threshold = reject_threshold if reject_threshold is not None else cfg.pred.reject_threshold
     return infer(
         export_dir(cfg),

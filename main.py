@@ -16,7 +16,7 @@ from utils.errors import UserError
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Bayes by Backprop and Bayesian CNNs in PaddlePaddle")
     parser.add_argument("--config", default="conf/base.yaml", help="YAML file in conf/ (default: conf/base.yaml)")
-    parser.add_argument("--mode", choices=("train", "eval", "pred", "ood", "export", "infer"), required=True)
+    parser.add_argument("--mode", choices=("train", "eval", "pred", "ood", "export", "infer", "prune"), required=True)
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="change one config key, e.g. -o train.num_epochs=3 (repeatable)")
     parser.add_argument("--weights", help="checkpoint for eval/pred/ood/export (default: eval.weights, else the run's best)")
     parser.add_argument("--resume", action="store_true", help="train: continue from the run's last-state checkpoint")
@@ -24,12 +24,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, help="pred/ood: Monte-Carlo passes per image (default: pred.samples / ood.samples)")
     parser.add_argument("--plot", action="store_true", help="pred/infer: one PNG per image; eval: reliability diagram (ood always draws its histograms)")
     parser.add_argument("--reject-threshold", type=float, metavar="T", help="pred/infer: answer 'uncertain' when pred.reject_score is above T (default: pred.reject_threshold)")
+    parser.add_argument("--split", choices=("test", "valid"), help="eval/prune: score the test set or the seeded validation split (default: eval.split)")
+    parser.add_argument("--save", action="store_true", help="prune: also write each pruned net as a checkpoint that eval, pred and export load")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> dict:
-    cfg = load_config(args.config, args.override)
+    overrides = list(args.override) + ([f"eval.split={args.split}"] if args.split else [])
+    cfg = load_config(args.config, overrides)
     if args.mode == "train":
         from train import train
 
@@ -39,6 +42,10 @@ def run(args: argparse.Namespace) -> dict:
         from eval import evaluate
 
         return {"mode": "eval", **evaluate(cfg, weights=args.weights, plot=args.plot)}
+    if args.mode == "prune":
+        from prune import prune
+
+        return {"mode": "prune", **prune(cfg, weights=args.weights, samples=args.samples, plot=args.plot, save=args.save)}
     if args.mode == "export":
         from export import export
 
@@ -87,6 +94,10 @@ def print_text(result: dict) -> None:
         from ood import format_table
 
         print(format_table(result))
+    elif result["mode"] == "prune":
+        from prune import format_prune
+
+        print(format_prune(result))
     elif result["mode"] == "export":
         forms = ", ".join(f"{form} ({spec['samples']} {'pass' if spec['samples'] == 1 else 'passes'})" for form, spec in result["forms"].items())
         print(f"exported {forms} to {result['dir']}")

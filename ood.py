@@ -27,7 +27,7 @@ from model.nets import build_net
 from utils.checkpoint import load_weights
 from utils.errors import UserError
 from utils.metrics import auroc, average_precision
-from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
+from utils.runtime import RunPaths, prepare, seed_everything
 from utils.uncertainty import CONFIDENCE_SCORES, EPISTEMIC_SCORES, SCORE_NAMES, pass_probabilities, uncertainty_scores
 
 VARIANT_LABELS = {"bbb": "BBB", "lrt": "LRT", "mean": "mean weights", "freq": "deterministic"}
@@ -129,8 +129,7 @@ def run_ood(cfg, weights: str | None = None, samples: int | None = None, image_f
     """Score the in-distribution test set against every OOD set with every variant;
     with plot, draw <image_dir>/ood_<set>.png (histograms of the first variant's scores)."""
     require_image_data(cfg.data, "ood")
-    set_device(cfg.device, cfg.threads)
-    logger = setup_logging()
+    _, logger = prepare(cfg)
     samples = samples or cfg.ood.samples
     sets = load_sets(cfg, list(image_folders))  # data first: a missing folder fails before any work
     in_images, in_labels = _in_distribution(cfg)

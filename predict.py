@@ -16,7 +16,7 @@ from data.tabular import require_image_data
 from model.mc import mc_logits
 from model.nets import load_trained_net
 from utils.errors import ImageError
-from utils.runtime import seed_everything, set_device, setup_logging
+from utils.runtime import prepare
 from utils.uncertainty import decompose, entropy, mutual_information, pass_probabilities, uncertainty_scores
 
 
@@ -88,9 +88,7 @@ def predict(
     reject_threshold (else pred.reject_threshold) marks results whose pred.reject_score is
     above it as 'uncertain'; plot draws <image_dir>/pred_<name>.png per image."""
     require_image_data(cfg.data, "pred")
-    set_device(cfg.device, cfg.threads)
-    seed_everything(cfg.seed)
-    logger = setup_logging()
+    _, logger = prepare(cfg)
     samples = samples or cfg.pred.samples
     model, _ = load_trained_net(cfg, weights)
     model.eval()

@@ -26,7 +26,7 @@ from data.tabular import TabularData, load_tabular
 from model.likelihood import likelihood_of
 from model.nets import load_trained_net
 from utils.errors import ConfigError
-from utils.runtime import seed_everything, set_device, setup_logging
+from utils.runtime import prepare
 
 PLOT_MARGIN = 0.5   # the plot reaches this share of the training range's width beyond each side
 PLOT_POINTS = 400   # x values along the plotted curve
@@ -79,9 +79,7 @@ def training_range(table: TabularData) -> tuple[float, float]:
 
 def evaluate_regression(cfg, weights: str | None = None, plot: bool = False) -> dict:
     """Load a checkpoint (weights, else eval.weights, else the run's best) and score the held-out rows."""
-    set_device(cfg.device, cfg.threads)
-    seed_everything(cfg.seed)
-    logger = setup_logging()
+    _, logger = prepare(cfg)
     table = load_tabular(cfg)
     if plot and table.in_features != 1:
         raise ConfigError(f"--plot draws regression.png for 1-D inputs only, and data.csv.features names {table.in_features} columns; leave out --plot")

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import time
 
@@ -15,16 +14,16 @@ from tqdm import tqdm
 from visualdl import LogWriter
 
 from data import build_train_valid_loaders
-from eval import score
 from model.elbo import elbo_loss, kl_weight
 from model.likelihood import likelihood_of
 from model.nets import build_net
 from model.optimizers import make_optimizer, make_schedule
+from model.scoring import score
 from utils.checkpoint import atomic_save, load_file, load_optimizer_state, optimizer_state
-from utils.distributed import ProcessGroup, start
+from utils.distributed import ProcessGroup, launch_rank, start
 from utils.errors import CheckpointError, TrainingDiverged
 from utils.plots import plot_history
-from utils.runtime import RunPaths, seed_everything, set_device, setup_logging
+from utils.runtime import RunPaths, prepare, seed_everything
 
 HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_nll", "train_acc", "train_kl", "valid_loss", "valid_nll", "valid_acc", "valid_kl", "epoch_seconds")
 
@@ -81,13 +80,11 @@ def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, sam
 
 def train(cfg, resume: bool = False) -> dict:
     """Train as configured; returns the run's summary (best validation accuracy, paths, history)."""
-    device = set_device(cfg.device, cfg.threads)
-    group = start()
-    seed_everything(cfg.seed + group.rank)  # other weight noise per process; DataParallel syncs the initial weights
     paths = RunPaths(cfg)
-    logger = setup_logging(paths.log_file if group.is_main else None)
-    if not group.is_main:
-        logger.setLevel(logging.WARNING)  # rank 0 alone logs progress
+    rank = launch_rank()
+    # other weight noise per process (DataParallel syncs the initial weights); rank 0 alone logs progress
+    device, logger = prepare(cfg, seed=cfg.seed + rank, log_file=paths.log_file if rank == 0 else None, quiet=rank != 0)
+    group = start()
 
     train_loader, valid_loader = build_train_valid_loaders(cfg, group.rank, group.world_size)
     num_train = len(train_loader.dataset)

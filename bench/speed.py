@@ -2,6 +2,11 @@
 
     python bench/speed.py [--nets 2fc lenet] [--batch 128] [--steps 30] [--json]
     python bench/speed.py --nets 2fc -o model.prior.type=mixture   # any config key, as in main.py
+    python bench/speed.py --nets 2fc lenet --epoch                 # also one whole training epoch of each config
+
+First the machine: CPU model and vendor, the path Paddle's MKL takes on it
+(utils/blas.py) and the GFLOP/s of one 128x1200 @ 1200x1200 float32 product on
+one thread.
 
 For each net and layer type: median milliseconds per full training step
 (forward, ELBO, backward, Adam) over --steps steps after --warmup, images per
@@ -99,6 +104,63 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
     }
 
 
+def machine() -> dict:
+    """CPU model and vendor, MKL's path and one product's GFLOP/s on one thread (in this process)."""
+    sys.path.insert(0, REPO)
+    from utils.blas import STATUS, cpu_vendor_and_flags
+    import paddle
+
+    paddle.set_device("cpu")
+    paddle.base.core.set_num_threads(1)
+    model = "unknown"
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    a, b = paddle.randn([128, 1200]), paddle.randn([1200, 1200])
+    times = []
+    for _ in range(30):
+        start = time.perf_counter()
+        float(paddle.matmul(a, b)[0, 0])
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times[5:])
+    return {"cpu": model, "vendor": cpu_vendor_and_flags()[0] or "unknown", "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "blas": STATUS, "matmul_gflops_1thread": 2 * 128 * 1200 * 1200 / seconds / 1e9}
+
+
+def epoch_seconds(config: str, overrides: list[str]) -> dict:
+    """One whole training epoch of `config` (train + validation) through main.py, in
+    its own process: the epoch's seconds as the log gives them, the part of them that
+    the training steps took, and the whole command's wall time (start-up, data, saves)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, os.path.join(REPO, "main.py"), "--config", os.path.join(REPO, "conf", config), "--mode", "train", "--json",
+               "-o", "train.num_epochs=1", "-o", "run_name=bench", "-o", f"output.checkpoint_dir={out}/c", "-o", f"output.log_dir={out}/l", "-o", f"output.image_dir={out}/i"]
+        cmd += [f"-o{o}" for o in overrides]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        wall = time.perf_counter() - start
+        if done.returncode:
+            sys.exit(f"bench --epoch failed for {config}:\n{done.stderr[-2000:]}")
+        history = json.loads(done.stdout.strip().splitlines()[-1])["history"]
+        log = open(os.path.join(out, "l", "bench.log")).read()
+    sys.path.insert(0, REPO)
+    from utils.config import load_config
+
+    cfg = load_config(os.path.join(REPO, "conf", config), overrides)
+    steps = -(-(60000 - cfg.data.valid_size) // cfg.train.batch_size)  # MNIST's 60,000 training images
+    batch_cost = float(log.split("avg_batch_cost ")[1].split(" s")[0])
+    return {"config": config, "overrides": overrides, "epoch_s": history["epoch_seconds"][0], "train_steps_s": batch_cost * steps, "command_s": wall}
+
+
+EPOCH_CASES = {  # net -> (config, overrides) of the --epoch table
+    "2fc": [("base.yaml", ["model.prior.type=gaussian"]), ("base.yaml", ["model.prior.type=mixture"])],
+    "lenet": [("mnist_lenet_bbb.yaml", [])],
+    "alexnet": [("mnist_alexnet_bbb.yaml", [])],
+    "3conv3fc": [("mnist_3conv3fc_bbb.yaml", [])],
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", nargs="+", default=["2fc", "lenet"], choices=sorted(CONFIGS))
@@ -109,13 +171,22 @@ def main() -> None:
     parser.add_argument("--mc-samples", type=int, default=10)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="change a key of conf/base.yaml for every case (repeatable)")
+    parser.add_argument("--epoch", action="store_true", help="also time one whole training epoch of each net's config (2fc: both priors)")
+    parser.add_argument("--machine", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one", nargs=2, metavar=("NET", "LAYER_TYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.machine:
+        print(json.dumps(machine()))
+        return
     if args.one:
         print(json.dumps(measure_one(*args.one, args.batch, args.steps, args.warmup, args.mc_samples, args.override)))
         return
 
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--machine"], capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    if done.returncode:
+        sys.exit(f"bench failed reading the machine:\n{done.stderr[-2000:]}")
+    host = json.loads(done.stdout.strip().splitlines()[-1])
     rows = []
     for net in args.nets:
         for layer_type in args.layer_types:
@@ -128,15 +199,24 @@ def main() -> None:
     for r in rows:
         r["ratio_to_freq"] = r["ms_per_step"] / freq[r["net"]] if r["net"] in freq else None
 
+    epochs = [epoch_seconds(config, [*extra, *args.override]) for net in args.nets for config, extra in EPOCH_CASES[net]] if args.epoch else []
+
     if args.json:
-        print(json.dumps({"overrides": args.override, "rows": rows}))
+        print(json.dumps({"machine": host, "overrides": args.override, "rows": rows, "epochs": epochs}))
         return
+    print(f"CPU {host['cpu']} ({host['vendor']}, {host['cores']} cores); {host['blas']}")
+    print(f"one 128x1200 @ 1200x1200 float32 product on 1 thread: {host['matmul_gflops_1thread']:.1f} GFLOP/s")
     changed = f", {' '.join(args.override)}" if args.override else ""
     print(f"device {rows[0]['device']}, Paddle {rows[0]['paddle']}, batch {args.batch}, median of {args.steps} steps{changed}")
     print(f"{'net':8} {'layers':6} {'threads':>7} {'ms/step':>9} {'img/s':>9} {'x freq':>7} {'MC eval img/s':>14} {'peak MB':>8}")
     for r in rows:
         ratio = f"{r['ratio_to_freq']:.2f}" if r["ratio_to_freq"] else "-"
         print(f"{r['net']:8} {r['layer_type']:6} {r['threads']:>7} {r['ms_per_step']:9.1f} {r['images_per_s']:9.0f} {ratio:>7} {r['mc_eval_images_per_s']:14.0f} {r['peak_memory_mb']:8.0f}")
+    if epochs:
+        print("one training epoch (train + validation), seconds:")
+        for e in epochs:
+            steps = f", training steps {e['train_steps_s']:.1f}" if e["train_steps_s"] else ""
+            print(f"  {e['config']} {' '.join(e['overrides'])}: epoch {e['epoch_s']:.1f}{steps}; whole command {e['command_s']:.1f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ or plain deterministic ('freq') layers."""
 from __future__ import annotations
 
 import functools
+import logging
+import os
 
 import paddle.nn as nn
 
@@ -157,10 +159,25 @@ def build_net(cfg) -> ModuleWrapper:
     return net
 
 
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints", "shipped")
+
+
+def checkpoint_to_load(cfg, weights: str | None = None) -> str:
+    """`weights`, else eval.weights, else the run's best checkpoint; where the run has
+    none yet, the weights that ship for this run name (checkpoints/shipped/<run_name>.pdparams)."""
+    if weights or cfg.eval.weights:
+        return weights or cfg.eval.weights
+    best = RunPaths(cfg).best
+    shipped = os.path.join(SHIPPED_DIR, f"{cfg.run_name}.pdparams")
+    if not os.path.isfile(best) and os.path.isfile(shipped):
+        logging.getLogger("bbb").info("no trained run at %s yet: using the shipped weights %s", best, os.path.relpath(shipped))
+        return shipped
+    return best
+
+
 def load_trained_net(cfg, weights: str | None = None) -> tuple[ModuleWrapper, str]:
-    """The configured net with trained weights from `weights`, else eval.weights, else
-    the run's best checkpoint; and the path they came from."""
-    path = weights or cfg.eval.weights or RunPaths(cfg).best
+    """The configured net with trained weights from checkpoint_to_load(); and their path."""
+    path = checkpoint_to_load(cfg, weights)
     net = build_net(cfg)
     load_weights(net, path, what=f"{cfg.model.name}/{cfg.model.layer_type}")
     return net, path

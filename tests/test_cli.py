@@ -144,3 +144,14 @@ def test_checkpoint_of_another_net_is_a_one_line_error(trained):
 def test_pred_without_images_is_a_one_line_error(trained):
     run_dir, _ = trained
     _one_line_error(run_cli("--mode", "pred", tmp_path=run_dir), "--mode pred needs --image")
+
+
+def test_prune_prints_the_table_as_json_and_refuses_a_deterministic_net_in_one_line(trained):
+    tmp_path, _ = trained
+    done = run_cli("--mode", "prune", "--json", "--split", "valid", tmp_path=tmp_path, overrides=small_overrides(tmp_path, "prune.fractions=[0.0,0.5]"))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["split"] == "valid" and [r["fraction"] for r in result["rows"]] == [0.0, 0.5]
+    assert result["rows"][1]["kept_weights"] == result["rows"][0]["kept_weights"] // 2
+    done = run_cli("--mode", "prune", tmp_path=tmp_path, overrides=small_overrides(tmp_path, "model.layer_type=freq"))
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "has no sigma" in done.stderr

@@ -17,6 +17,7 @@ import yaml
 
 from model.optimizers import OPTIMIZERS, SCHEDULES
 from model.layers.base import INITIALIZERS
+from model.pruning import RANKINGS
 from utils.errors import ConfigError
 from utils.uncertainty import CONFIDENCE_SCORES, SCORE_NAMES
 
@@ -37,6 +38,7 @@ CHOICES = {
     "train.optimizer": tuple(OPTIMIZERS),
     "train.lr_schedule": tuple(SCHEDULES),
     "model.posterior.init": tuple(INITIALIZERS),
+    "prune.ranking": RANKINGS,
 }
 
 # List keys whose entries must come from a fixed set.
@@ -78,13 +80,14 @@ RANGES = {
     "eval.regression_passes": (2, None),
     "eval.interval": (0.01, 0.99),
     "ood.samples": (1, None),
+    "prune.samples": (0, None),
     "ood.batch_size": (1, None),
     "export.samples": (1, None),
     "export.batch_size": (1, None),
 }
 
 # Keys whose default is null but that take a string when set.
-OPTIONAL_STR = ("data.root", "eval.weights", "eval.data_root", "ood.notmnist_root", "ood.fashion_root", "ood.freq_weights", "export.dir", "data.csv.train", "data.csv.test", "data.csv.target")
+OPTIONAL_STR = ("data.root", "eval.weights", "eval.data_root", "ood.notmnist_root", "ood.fashion_root", "ood.freq_weights", "export.dir", "prune.freq_weights", "data.csv.train", "data.csv.test", "data.csv.target")
 
 # List keys whose entries are names (strings).
 LIST_OF_STR = ("data.csv.features",)
@@ -281,6 +284,8 @@ def _check_consistency(cfg: Config) -> None:
             raise ConfigError(f"model.posterior.{key} must be [mean, std] with std >= 0 for init normal, got {pair}")
         if posterior.init == "uniform" and (len(pair) != 2 or pair[1] < pair[0]):
             raise ConfigError(f"model.posterior.{key} must be [low, high] with low <= high for init uniform, got {pair}")
+    if any(not 0 <= f < 1 for f in cfg.prune.fractions):
+        raise ConfigError(f"prune.fractions must be fractions in [0, 1) of the weights to remove, got {list(cfg.prune.fractions)}")
     milestones = cfg.train.lr_milestones
     if any(m != int(m) or m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
         raise ConfigError(f"train.lr_milestones must be increasing whole epochs >= 1, got {list(milestones)}")

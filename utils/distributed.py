@@ -8,6 +8,7 @@ the launcher there is one process and every function here is a no-op.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,11 @@ class ProcessGroup:
         averages the gradients of the parameters forward() uses (so every trained
         parameter must be used there: see model/likelihood.py's NoiseStd)."""
         return paddle.DataParallel(model) if self.parallel else model
+
+
+def launch_rank() -> int:
+    """This process's rank in paddle.distributed.launch's group (0 without one), known before joining it."""
+    return int(os.environ.get("PADDLE_TRAINER_ID", "0"))
 
 
 def start() -> ProcessGroup:

@@ -146,3 +146,46 @@ def plot_regression(path: str, data: tuple, grid_x: np.ndarray, band: dict, trai
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     return _save(fig, path)
+
+
+def plot_snr(path: str, db: np.ndarray, cuts: dict) -> str:
+    """Blundell's Figure 4: the density of the weights' signal-to-noise ratio in dB,
+    with where each pruned fraction cuts, beside its CDF."""
+    fig, (density, cdf) = plt.subplots(1, 2, figsize=(10, 4))
+    # weights that never get a gradient (a border pixel's) sit far below the rest: drawn at the left edge
+    low = min(float(np.quantile(db, 0.1)) - 15.0, min(cuts.values(), default=0.0) - 5.0)
+    below = int((db < low).sum())
+    db = np.clip(db, low, None)
+    density.hist(db, bins=200, density=True, color="tab:blue", alpha=0.8)
+    if below:
+        density.set_title(f"{below:,} weights below {low:.0f} dB drawn at the left edge", fontsize=9)
+    density.set_xlabel("signal-to-noise ratio |mu| / sigma (dB)")
+    density.set_ylabel("density")
+    ordered = np.sort(db)
+    cdf.plot(ordered, np.arange(1, ordered.size + 1) / ordered.size, color="tab:blue")
+    cdf.set_xlabel("signal-to-noise ratio |mu| / sigma (dB)")
+    cdf.set_ylabel("CDF")
+    for i, (fraction, cut) in enumerate(sorted(cuts.items())):
+        color = f"C{i + 1}"
+        for ax in (density, cdf):
+            ax.axvline(cut, color=color, linestyle="--", label=f"{100 * fraction:g} % removed ({cut:.1f} dB)")
+    for ax in (density, cdf):
+        ax.grid(alpha=0.3)
+    cdf.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_weight_histogram(path: str, bayesian: np.ndarray, deterministic: np.ndarray | None) -> str:
+    """Blundell's Figure 3: the histogram of weight values, the Bayesian net's
+    posterior means against its deterministic twin's weights when given."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    span = np.quantile(np.abs(bayesian), 0.999) if deterministic is None else max(np.quantile(np.abs(bayesian), 0.999), np.quantile(np.abs(deterministic), 0.999))
+    bins = np.linspace(-span, span, 201)
+    ax.hist(bayesian, bins=bins, density=True, histtype="step", linewidth=1.5, label="Bayes by Backprop (posterior means)")
+    if deterministic is not None:
+        ax.hist(deterministic, bins=bins, density=True, histtype="step", linewidth=1.5, label="deterministic twin")
+    ax.set_xlabel("weight value")
+    ax.set_ylabel("density")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

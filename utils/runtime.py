@@ -11,9 +11,25 @@ import numpy as np
 import paddle
 
 from model.layers import fused, noise
+from utils import blas
 from utils.errors import ConfigError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def prepare(cfg, seed: int | None = None, log_file: str | None = None, quiet: bool = False) -> tuple[str, logging.Logger]:
+    """What every mode does first: the device and CPU threads, the seeds (cfg.seed
+    unless given), logging (to stderr, and to log_file when given; quiet: warnings
+    only), and one line that says which BLAS path MKL takes (utils/blas.py).
+    Returns (device, logger)."""
+    device = set_device(cfg.device, cfg.threads)
+    seed_everything(cfg.seed if seed is None else seed)
+    logger = setup_logging(log_file)
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    if device == "cpu":
+        logger.info(blas.STATUS)
+    return device, logger
 
 
 def set_device(device: str, threads: int = 1) -> str:

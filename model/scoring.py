@@ -1,0 +1,64 @@
+"""Scoring a net on a whole loader: per-sample error and NLL, the KL, and how well
+its confidence is calibrated (ECE, Brier score, reliability bins). Training's
+validation, eval and prune use it."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import paddle
+
+from model.likelihood import likelihood_of
+from utils.metrics import brier_score, expected_calibration_error, reliability_bins
+
+
+def calibration(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict:
+    """ECE in percent (like the error), Brier score, and the reliability bins
+    (null where a bin is empty) of predictive probabilities [N, C]."""
+    confidence, hits = probs.max(axis=-1), probs.argmax(axis=-1) == labels
+    table = reliability_bins(confidence, hits, bins)
+
+    def listed(values):
+        return [None if math.isnan(v) else float(v) for v in values]
+
+    return {
+        "ece": 100.0 * expected_calibration_error(confidence, hits, bins),
+        "brier": brier_score(probs, labels),
+        "reliability": {"confidence": listed(table["confidence"]), "accuracy": listed(table["accuracy"]), "count": [int(c) for c in table["count"]]},
+    }
+
+
+@paddle.no_grad()
+def score(model, loader, samples: int, num_train: int | None = None, calibration_bins: int | None = None, group=None) -> dict:
+    """Counted per sample over the whole loader: the mean NLL, the likelihood's figure
+    (accuracy and error for classes, RMSE for regression: model/likelihood.py), the
+    KL, (given num_train) the negative ELBO per training sample, and (given
+    calibration_bins, classes only) the calibration figures of calibration(). Given a
+    utils.distributed.ProcessGroup whose processes each hold a shard of the
+    data, the counts are summed over all of them first."""
+    model.eval()
+    likelihood = likelihood_of(model)
+    n = batches = 0
+    nll_sum = fit = kl_sum = 0.0
+    kept_probs, kept_labels = [], []
+    for inputs, targets in loader:
+        outputs, kl = likelihood.mc_outputs(model, inputs, samples)
+        nll_sum += float(likelihood.nll(outputs, targets, reduction="sum"))
+        fit += likelihood.fit_sum(outputs, targets)
+        n += targets.shape[0]
+        kl_sum += float(kl)
+        batches += 1
+        if calibration_bins:  # validation during training skips this
+            kept_probs.append(paddle.exp(outputs).numpy())
+            kept_labels.append(targets.numpy())
+    if group is not None:
+        n, fit, nll_sum, kl_sum, batches = group.sum([n, fit, nll_sum, kl_sum, batches])
+        n = int(n)
+    result = {"n": n, likelihood.metric: likelihood.metric_value(fit, n), "nll": nll_sum / n, "kl": kl_sum / max(batches, 1)}
+    if not likelihood.is_regression:
+        result["error"] = 100.0 * (n - fit) / n  # fit: the number of right answers
+    if num_train:
+        result["loss"] = result["nll"] + result["kl"] / num_train
+    if calibration_bins:
+        result.update(calibration(np.concatenate(kept_probs), np.concatenate(kept_labels), calibration_bins))
+    return result
