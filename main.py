@@ -8,18 +8,21 @@ import argparse
 import json
 import sys
 
-from utils.blas import STATUS as BLAS_STATUS  # noqa: F401  first: MKL reads its setting when Paddle loads
-from utils.config import load_config
+import utils.boot  # noqa: F401  first: MKL reads its setting when Paddle loads
+from utils.config import load_config, translated_tree
 from utils.errors import UserError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Bayes by Backprop and Bayesian CNNs in PaddlePaddle")
     parser.add_argument("--config", default="conf/base.yaml", help="YAML file in conf/ (default: conf/base.yaml)")
-    parser.add_argument("--mode", choices=("train", "eval", "pred", "ood", "export", "infer", "prune"), required=True)
+    parser.add_argument("--mode", choices=("train", "eval", "pred", "ood", "export", "infer", "prune"))
+    parser.add_argument("--print-config", action="store_true", help="print the config in this project's keys (an earlier port's config translated) and stop")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="change one config key, e.g. -o train.num_epochs=3 (repeatable)")
     parser.add_argument("--weights", help="checkpoint for eval/pred/ood/export (default: eval.weights, else the run's best)")
     parser.add_argument("--resume", action="store_true", help="train: continue from the run's last-state checkpoint")
+    parser.add_argument("--resume-with-changes", action="store_true", help="train: resume, applying changed training settings (lr, schedule, optimizer, prior) from the next epoch")
+    parser.add_argument("--overwrite", action="store_true", help="train: start afresh where a run exists (the old one is moved aside, deleted once the new one has a best checkpoint)")
     parser.add_argument("--image", nargs="+", default=[], help="pred/infer: image files or folders; ood: extra folders of OOD images")
     parser.add_argument("--samples", type=int, help="pred/ood: Monte-Carlo passes per image (default: pred.samples / ood.samples)")
     parser.add_argument("--plot", action="store_true", help="pred/infer: one PNG per image; eval: reliability diagram (ood always draws its histograms)")
@@ -32,11 +35,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict:
     overrides = list(args.override) + ([f"eval.split={args.split}"] if args.split else [])
-    cfg = load_config(args.config, overrides)
+    notes: list[str] = []
+    cfg = load_config(args.config, overrides, notes=notes)
+    for line in notes:
+        print(line, file=sys.stderr)
+    if args.print_config:
+        return {"mode": "config", "config": translated_tree(args.config) or cfg.to_dict()}
+    if args.mode is None:
+        raise UserError("give --mode train|eval|pred|ood|export|infer|prune (or --print-config)")
     if args.mode == "train":
         from train import train
 
-        summary = train(cfg, resume=args.resume)
+        summary = train(cfg, resume=args.resume or args.resume_with_changes, overwrite=args.overwrite, resume_with_changes=args.resume_with_changes)
         return {"mode": "train", **summary}
     if args.mode == "eval":
         from eval import evaluate
@@ -73,10 +83,15 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def print_text(result: dict) -> None:
+    if result["mode"] == "config":
+        import yaml
+
+        print(yaml.safe_dump(result["config"], sort_keys=False), end="")
+        return
     if result["mode"] == "train" and "best_valid_nll" in result:  # regression: the best checkpoint has the lowest NLL
         print(f"best valid NLL {result['best_valid_nll']:.4f} after {result['epochs']} epochs; weights in {result['best_checkpoint']}")
     elif result["mode"] == "train":
-        print(f"best valid accuracy {result['best_valid_acc']:.2f}% after {result['epochs']} epochs; weights in {result['best_checkpoint']}")
+        print(f"best valid accuracy {result['best_valid_acc']:.2f}% on {result['valid_images']} validation images after {result['epochs']} epochs; weights in {result['best_checkpoint']}")
     elif result["mode"] == "eval" and result.get("task") == "regression":
         from regression import format_regression
 

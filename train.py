@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shutil
 import time
 
 import paddle
@@ -18,17 +20,19 @@ from model.elbo import elbo_loss, kl_weight
 from model.likelihood import likelihood_of
 from model.nets import build_net
 from model.optimizers import make_optimizer, make_schedule
-from model.scoring import score
-from utils.checkpoint import atomic_save, load_file, load_optimizer_state, optimizer_state
+from model.scoring import NonFiniteScore, score
+from utils.checkpoint import atomic_save, load_file, load_optimizer_state, optimizer_state, set_weights
 from utils.distributed import ProcessGroup, launch_rank, start
 from utils.errors import CheckpointError, TrainingDiverged
 from utils.plots import plot_history
+from utils.resume import check_resume
+from utils.run_folder import check_writable, claim, remove_stray_temporaries, run_lock
 from utils.runtime import RunPaths, prepare, seed_everything
 
 HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_nll", "train_acc", "train_kl", "valid_loss", "valid_nll", "valid_acc", "valid_kl", "epoch_seconds")
 
 
-def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, samples: int, group: ProcessGroup) -> dict:
+def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, samples: int, group: ProcessGroup, paths: RunPaths) -> dict:
     """One pass over this process's minibatches. num_batches (M in the KL weight) is the
     number of steps per epoch, which is what each process sees; the metrics are summed
     over all processes."""
@@ -50,8 +54,8 @@ def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, sam
             loss_value = group.sum([loss_value])[0] / group.world_size
         if not math.isfinite(loss_value):
             raise TrainingDiverged(
-                f"loss became {loss_value} at epoch {epoch + 1}, batch {i + 1}; training stopped and the last good "
-                f"checkpoint is kept. Lower train.lr or check the data normalisation"
+                f"loss became {loss_value} at epoch {epoch + 1}, batch {i + 1}; training stopped ({last_good_files(paths)}). "
+                f"Lower train.lr or check the data normalisation"
             )
         loss.backward()
         optimizer.step()
@@ -78,9 +82,66 @@ def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, sam
     }
 
 
-def train(cfg, resume: bool = False) -> dict:
-    """Train as configured; returns the run's summary (best validation accuracy, paths, history)."""
+def last_good_files(paths: RunPaths) -> str:
+    """Which files of the run are intact, for the message that stops it."""
+    kept = [p for p in (paths.best, paths.last) if os.path.isfile(p)]
+    return f"the last good files are {' and '.join(kept)}" if kept else "no checkpoint had been saved yet"
+
+
+def _require_finite(model, va: dict, epoch: int, paths: RunPaths) -> None:
+    """A non-finite validation loss or weight stops the run before anything of this epoch is written."""
+    bad = [k for k in ("loss", "nll") if not math.isfinite(va[k])]
+    bad += [name for name, p in model.named_parameters() if not bool(paddle.isfinite(p).all())][:3]
+    if bad:
+        raise TrainingDiverged(
+            f"epoch {epoch + 1} ended with non-finite {', '.join(bad)}; training stopped and nothing of this epoch was saved "
+            f"({last_good_files(paths)}). Lower train.lr or check the data normalisation"
+        )
+
+
+def train(cfg, resume: bool = False, overwrite: bool = False, resume_with_changes: bool = False) -> dict:
+    """Train as configured; returns the run's summary (best validation accuracy, paths, history).
+
+    A run folder that holds a run is refused unless resume (continue it) or overwrite
+    (move it aside, deleted once this run has a best checkpoint); see utils/run_folder.py."""
     paths = RunPaths(cfg)
+    if launch_rank() != 0:  # rank 0 guards and writes the folder; the others only train
+        return _train(cfg, paths, resume, resume_with_changes, aside=None)
+    check_writable([paths.checkpoint_dir, os.path.dirname(paths.log_file) or ".", paths.image_dir])
+    with run_lock(paths.checkpoint_dir):
+        aside = claim(paths, resume, overwrite)
+        check_writable([paths.checkpoint_dir, paths.visualdl_dir])
+        remove_stray_temporaries(paths.checkpoint_dir)
+        return _train(cfg, paths, resume, resume_with_changes, aside)
+
+
+def _resume(cfg, paths, model, optimizer, scheduler, best_name: str, allow_changes: bool, logger) -> tuple[int, float, dict]:
+    """Load the last state after checking its config against this one; (next epoch, best, history)."""
+    try:
+        state = load_file(paths.last)
+    except CheckpointError as e:
+        intact = f"; the best checkpoint {paths.best} is intact (eval, pred and export use it); train afresh with --overwrite" if os.path.isfile(paths.best) else ""
+        raise CheckpointError(f"{e}{intact}") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{paths.last} is not a last-state file of this run; train afresh with --overwrite")
+    changes = check_resume(state.get("config"), cfg.to_dict(), allow_changes, paths.last)
+    try:
+        set_weights(model, state["model"], paths.last, what="the net of this config")
+        if any(c.startswith("train.optimizer:") for c in changes):
+            scheduler.set_state_dict(state["optimizer"]["LR_Scheduler"])  # a new optimizer starts without the old one's moments
+        else:
+            load_optimizer_state(optimizer, model, state["optimizer"])
+        start_epoch, best, history = state["epoch"] + 1, state[best_name], state["history"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{paths.last} is not a last-state file of this run ({e}); train afresh with --overwrite") from None
+    if changes:
+        scheduler.last_lr = scheduler.get_lr()  # the changed schedule from this epoch on, not the old one's rate
+        logger.info("resuming with changed settings from epoch %d: %s", start_epoch + 1, "; ".join(changes))
+    logger.info("resumed from %s after epoch %d", paths.last, start_epoch)
+    return start_epoch, best, history
+
+
+def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside: str | None) -> dict:
     rank = launch_rank()
     # other weight noise per process (DataParallel syncs the initial weights); rank 0 alone logs progress
     device, logger = prepare(cfg, seed=cfg.seed + rank, log_file=paths.log_file if rank == 0 else None, quiet=rank != 0)
@@ -97,20 +158,16 @@ def train(cfg, resume: bool = False) -> dict:
     best_name = f"best_valid_{likelihood.best_key}"
     start_epoch, best, history = 0, likelihood.worst, {key: [] for key in history_keys}
     if resume:
-        state = load_file(paths.last)
-        try:
-            model.set_state_dict(state["model"])
-            load_optimizer_state(optimizer, model, state["optimizer"])
-            start_epoch, best, history = state["epoch"] + 1, state[best_name], state["history"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{paths.last} is not a last-state file of this run ({e}); train without --resume") from None
-        logger.info("resumed from %s after epoch %d", paths.last, start_epoch)
+        start_epoch, best, history = _resume(cfg, paths, model, optimizer, scheduler, best_name, resume_with_changes, logger)
+    if aside:
+        logger.info("the previous run of %s was moved to %s; it is deleted once this run has a best checkpoint", cfg.run_name, aside)
     net = group.wrap(model)
     samples = cfg.train.train_ens if model.is_bayesian else 1
+    num_valid = int(group.sum([len(valid_loader.dataset)])[0])
 
     logger.info(
         "run %s: %s/%s on %s (%d train, %d valid samples), %d parameters, device %s%s",
-        cfg.run_name, cfg.model.name, cfg.model.layer_type, cfg.data.name, num_train, int(group.sum([len(valid_loader.dataset)])[0]),
+        cfg.run_name, cfg.model.name, cfg.model.layer_type, cfg.data.name, num_train, num_valid,
         sum(int(p.size) for p in model.parameters()), device,
         f", {group.world_size} processes x batch {cfg.train.batch_size}" if group.parallel else "",
     )
@@ -123,9 +180,13 @@ def train(cfg, resume: bool = False) -> dict:
                 train_loader.batch_sampler.set_epoch(epoch)  # the distributed shuffle, seeded by the epoch (also on resume)
             lr = optimizer.get_lr()
             started = time.perf_counter()
-            tr = train_one_epoch(net, train_loader, optimizer, cfg, epoch, num_train, samples, group)
+            tr = train_one_epoch(net, train_loader, optimizer, cfg, epoch, num_train, samples, group, paths)
             scheduler.step()
-            va = score(model, valid_loader, cfg.train.valid_ens if model.is_bayesian else 1, num_train, group=group)
+            try:
+                va = score(model, valid_loader, cfg.train.valid_ens if model.is_bayesian else 1, num_train, group=group)
+            except NonFiniteScore:
+                va = {"loss": math.nan, "nll": math.nan}
+            _require_finite(model, va, epoch, paths)
             seconds = time.perf_counter() - started
 
             row = {"epoch": epoch + 1, "lr": lr, "epoch_seconds": seconds}
@@ -150,10 +211,14 @@ def train(cfg, resume: bool = False) -> dict:
             if improved:
                 atomic_save(model.state_dict(), paths.best)
                 logger.info("new best valid %s %.4f: saved %s", likelihood.best_key, best, paths.best)
+                if aside and os.path.isdir(aside):
+                    shutil.rmtree(aside)
+                    logger.info("deleted the previous run kept in %s", aside)
             if (epoch + 1) % cfg.train.save_epochs == 0:
                 atomic_save(model.state_dict(), paths.periodic(epoch + 1))
             atomic_save(
-                {"model": model.state_dict(), "optimizer": optimizer_state(optimizer, model), "epoch": epoch, best_name: best, "history": history},
+                {"model": model.state_dict(), "optimizer": optimizer_state(optimizer, model), "epoch": epoch, best_name: best,
+                 "history": history, "config": cfg.to_dict()},
                 paths.last,
             )
             if (epoch + 1) % cfg.train.visual_epochs == 0 or epoch + 1 == cfg.train.num_epochs:
@@ -163,6 +228,7 @@ def train(cfg, resume: bool = False) -> dict:
         "run_name": cfg.run_name,
         "epochs": len(history["epoch"]),
         best_name: best,
+        "valid_images": num_valid,
         "best_checkpoint": paths.best,
         "last_state": paths.last,
         "log_file": paths.log_file,

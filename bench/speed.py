@@ -35,7 +35,7 @@ CONFIGS = {"2fc": "base.yaml", "lenet": "mnist_lenet_bbb.yaml", "alexnet": "mnis
 def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, mc_samples: int, overrides: list[str]) -> dict:
     """Time one net in this process."""
     sys.path.insert(0, REPO)
-    from utils.blas import STATUS as blas_status  # before Paddle loads
+    import utils.boot  # noqa: F401  before Paddle loads
     import paddle
 
     from model.elbo import elbo_loss

@@ -67,6 +67,8 @@ def _open_dataset(data_cfg, mode: str, root: str | None = None) -> Dataset:
             f"missing data file(s) {', '.join(missing)}: put the official {data_cfg.name} files there "
             f"(or point data.root at a folder holding them, or run `make data DATA_DIR=...`)"
         )
+    if not missing and info.files is MNIST_FILES:
+        _check_idx_pair(*paths)
     # With explicit paths Paddle reads them as they are; with None it downloads into its cache and checks the MD5.
     args = [None] * len(paths) if may_download else paths
     try:
@@ -78,6 +80,24 @@ def _open_dataset(data_cfg, mode: str, root: str | None = None) -> Dataset:
             f"could not load {data_cfg.name} {mode} data from {', '.join(paths)} ({type(e).__name__}: {e}); "
             f"place the official files there or set data.root"
         ) from None
+
+
+def _check_idx_pair(images: str, labels: str) -> None:
+    """The counts in the headers of an MNIST-format image file and its label file agree."""
+    import gzip
+    import struct
+
+    try:
+        with gzip.open(images, "rb") as f:
+            magic_i, n_images = struct.unpack(">II", f.read(8))
+        with gzip.open(labels, "rb") as f:
+            magic_l, n_labels = struct.unpack(">II", f.read(8))
+    except (OSError, struct.error, EOFError) as e:
+        raise DataError(f"cannot read {images} / {labels} as gzipped MNIST-format files ({type(e).__name__}); put the official files there") from None
+    if (magic_i, magic_l) != (2051, 2049):
+        raise DataError(f"{images} and {labels} are not an MNIST-format image file and label file (magic numbers {magic_i}, {magic_l}); put the official files there")
+    if n_images != n_labels:
+        raise DataError(f"{images} holds {n_images} images but {labels} holds {n_labels} labels: they are not a pair; use the matching train-* or t10k-* files")
 
 
 def build_transform(data_cfg, train: bool) -> T.Compose:

@@ -9,7 +9,12 @@ import numpy as np
 import paddle
 
 from model.likelihood import likelihood_of
+from utils.errors import UserError
 from utils.metrics import brier_score, expected_calibration_error, reliability_bins
+
+
+class NonFiniteScore(UserError):
+    """Finite weights whose outputs still overflow: a NaN figure is an error, not a result."""
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict:
@@ -55,6 +60,8 @@ def score(model, loader, samples: int, num_train: int | None = None, calibration
         n, fit, nll_sum, kl_sum, batches = group.sum([n, fit, nll_sum, kl_sum, batches])
         n = int(n)
     result = {"n": n, likelihood.metric: likelihood.metric_value(fit, n), "nll": nll_sum / n, "kl": kl_sum / max(batches, 1)}
+    if not math.isfinite(result["nll"]):
+        raise NonFiniteScore(f"scoring gave NLL {result['nll']}: the weights are finite but the net's outputs overflow (weights from a training that blew up); use an earlier checkpoint")
     if not likelihood.is_regression:
         result["error"] = 100.0 * (n - fit) / n  # fit: the number of right answers
     if num_train:

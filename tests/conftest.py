@@ -8,7 +8,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
 sys.path.insert(0, REPO)
-import utils.blas  # noqa: E402,F401  before Paddle loads: MKL's fast path, as main.py has it
+import utils.boot  # noqa: E402,F401  before Paddle loads, as in main.py
 warnings.filterwarnings("ignore", category=UserWarning)
 
 from utils.config import load_config  # noqa: E402

@@ -67,3 +67,24 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path):
         atomic_save({"a": paddle.zeros([2]), "b": Unpicklable()}, path)
     assert open(path, "rb").read() == before
     assert os.listdir(tmp_path) == ["w.pdparams"]  # no temp file left behind
+
+
+def test_weights_in_the_reference_naming_load_as_they_are_or_transposed(small_cfg, tmp_path):
+    """The earlier port kept the reference code's names (W_mu, W_rho, bias_mu, bias_rho)."""
+    import paddle
+
+    from model.nets import build_net
+
+    cfg = small_cfg()
+    net = build_net(cfg)
+    ours = {k: v.numpy() for k, v in net.state_dict().items()}
+    reference = {k.replace("weight_mu", "W_mu").replace("weight_rho", "W_rho"): paddle.to_tensor(v) for k, v in ours.items()}
+    assert "fc1.W_mu" in reference and "fc1.bias_rho" in reference
+    torch_layout = {k: (v.T if k.endswith(("W_mu", "W_rho")) else v) for k, v in reference.items()}  # [out, in]
+    for name, state in (("reference", reference), ("torch_layout", torch_layout)):
+        path = str(tmp_path / f"{name}.pdparams")
+        paddle.save(state, path)
+        loaded = build_net(cfg)
+        load_weights(loaded, path)
+        for key, value in loaded.state_dict().items():
+            np.testing.assert_array_equal(value.numpy(), ours[key], err_msg=f"{name} {key}")

@@ -155,3 +155,25 @@ def test_prune_prints_the_table_as_json_and_refuses_a_deterministic_net_in_one_l
     assert result["rows"][1]["kept_weights"] == result["rows"][0]["kept_weights"] // 2
     done = run_cli("--mode", "prune", tmp_path=tmp_path, overrides=small_overrides(tmp_path, "model.layer_type=freq"))
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "has no sigma" in done.stderr
+
+
+def test_a_command_after_the_build_prints_no_build_or_ccache_lines_and_a_bad_config_one_line(tmp_path):
+    run_cli("--mode", "eval", "--weights", "none.pdparams", tmp_path=tmp_path)  # builds the operators if no test did yet
+    done = run_cli("--mode", "prune", "--weights", os.path.join(REPO, "checkpoints", "shipped", "mnist_2fc_lrt.pdparams"), tmp_path=tmp_path,
+                   overrides=["prune.fractions=[0.5]", "model.layer_type=lrt", "eval.split=valid", f"data.root={os.path.join(FIXTURES, 'mnist')}", "data.valid_size=100"])
+    assert done.returncode == 0, done.stderr
+    assert not [line for line in done.stderr.splitlines() if "ccache" in line or "Compiling" in line or "building" in line or "custom operator" in line]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lrr: 1\n")
+    done = run_cli("--config", str(bad), "--mode", "train", overrides=[])
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_earlier_ports_config_evaluates_shipped_weights_and_prints_its_translation(tmp_path):
+    old = os.path.join(FIXTURES, "earlier_port", "base.yaml")
+    done = run_cli("--config", old, "--print-config", overrides=[])
+    assert done.returncode == 0 and "lr: 0.001" in done.stdout and "translated to this project's keys" in done.stderr
+    shipped = os.path.join(REPO, "checkpoints", "shipped", "mnist_2fc_lrt.pdparams")
+    done = run_cli("--config", old, "--mode", "eval", "--weights", shipped, overrides=[f"data.root={os.path.join(FIXTURES, 'mnist')}", "train.valid_ens=2"])
+    assert done.returncode == 0, done.stderr
+    assert "test error" in done.stdout and "(200 images)" in done.stdout

@@ -96,3 +96,12 @@ def test_unreadable_image_and_empty_folder(small_cfg, tmp_path):
 def test_folder_expands_to_its_images():
     paths = expand_image_paths([IMAGES])
     assert len(paths) >= 6 and all(p.endswith(".png") for p in paths)
+
+
+def test_image_and_label_files_that_are_not_a_pair_say_so(small_cfg, tmp_path):
+    import shutil
+
+    shutil.copy(os.path.join(FIXTURES, "mnist", "train-images-idx3-ubyte.gz"), tmp_path / "train-images-idx3-ubyte.gz")
+    shutil.copy(os.path.join(FIXTURES, "mnist", "t10k-labels-idx1-ubyte.gz"), tmp_path / "train-labels-idx1-ubyte.gz")
+    with pytest.raises(DataError, match="holds 600 images but .* holds 200 labels: they are not a pair"):
+        build_train_valid_loaders(small_cfg(f"data.root={tmp_path}"))

@@ -1,4 +1,5 @@
 """The fused Gaussian posterior + KL operator (model/layers/fused.py) against the Paddle operators."""
+import os
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -259,3 +260,10 @@ def test_layer_kl_loss_without_a_forward_uses_the_fused_operator(op_available, m
     assert calls == [1, 1]  # weight and bias
     monkeypatch.setattr(fused, "ENABLED", False)
     np.testing.assert_allclose(float(kl), float(layer.kl_loss()), rtol=1e-5)
+
+
+def test_the_build_folder_is_keyed_by_the_environment(monkeypatch):
+    first = fused.build_directory()
+    monkeypatch.setattr(fused.sys, "prefix", "/some/other/venv")
+    assert fused.build_directory() != first
+    assert os.path.basename(first).startswith(f"paddle-{paddle.__version__}-")

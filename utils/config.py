@@ -19,6 +19,7 @@ from model.optimizers import OPTIMIZERS, SCHEDULES
 from model.layers.base import INITIALIZERS
 from model.pruning import RANKINGS
 from utils.errors import ConfigError
+from utils.legacy_config import is_legacy, translate
 from utils.uncertainty import CONFIDENCE_SCORES, SCORE_NAMES
 
 BETA_TYPES = ("Blundell", "Standard", "Soenderby")
@@ -142,39 +143,52 @@ def _read_yaml(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             tree = _yaml_load(f)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}); save the config as UTF-8") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"malformed YAML in {path}{where}: {getattr(e, 'problem', e)} (fix the file's syntax)") from None
     if tree is None:
-        tree = {}
+        raise ConfigError(f"{path} is empty; a config names its base (`_base_: base.yaml`) and the keys it changes, or use conf/base.yaml itself")
     if not isinstance(tree, dict):
         raise ConfigError(f"{path} must hold a mapping of keys, not {type(tree).__name__}")
     return tree
 
 
-def _load_with_bases(path: str, seen: tuple = ()) -> dict:
+def _load_with_bases(path: str, seen: tuple = (), notes: list | None = None) -> dict:
     path = os.path.abspath(path)
     if path in seen:
         raise ConfigError(f"{path} inherits from itself through {BASE_KEY}")
     tree = _read_yaml(path)
+    if is_legacy(tree):
+        tree, line = translate(tree, path)
+        if notes is not None:
+            notes.append(line)
     base_name = tree.pop(BASE_KEY, None)
     if base_name is None:
         return tree
-    base = _load_with_bases(os.path.join(os.path.dirname(path), base_name), seen + (path,))
+    base = _load_with_bases(os.path.join(os.path.dirname(path), base_name), seen + (path,), notes)
     return _merge(base, tree, path)
 
 
-def _merge(base: dict, update: dict, source: str, prefix: str = "") -> dict:
+def translated_tree(path: str) -> dict | None:
+    """The earlier port's config at `path` in this project's keys (None if it is not one), for --print-config."""
+    tree = _read_yaml(os.path.abspath(path))
+    return translate(tree, os.path.abspath(path))[0] if is_legacy(tree) else None
+
+
+def _merge(base: dict, update: dict, source: str, prefix: str = "", every_key: Iterable[str] | None = None) -> dict:
+    every_key = list(_flatten(base)) if every_key is None else every_key  # for suggestions from other sections
     merged = copy.deepcopy(base)
     for key, value in update.items():
         dotted = prefix + key
         if key not in merged:
-            _unknown_key(dotted, _flatten(base, prefix), source)
+            _unknown_key(dotted, _flatten(base, prefix), source, every_key)
         if isinstance(merged[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{dotted} in {source} must be a section of keys ({', '.join(merged[key])})")
-            merged[key] = _merge(merged[key], value, source, dotted + ".")
+            merged[key] = _merge(merged[key], value, source, dotted + ".", every_key)
         else:
             merged[key] = value
     return merged
@@ -190,9 +204,17 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _unknown_key(dotted: str, known: Iterable[str], source: str) -> None:
-    close = difflib.get_close_matches(dotted, list(known), n=3)
-    hint = f"; did you mean {' or '.join(close)}?" if close else "; see conf/base.yaml for the keys"
+def _unknown_key(dotted: str, known: Iterable[str], source: str, every_key: Iterable[str] = ()) -> None:
+    """Suggest the same key name in another section first (model.beta_type -> train.beta_type,
+    lr -> train.lr), then close spellings in this section, then close names anywhere."""
+    leaf = dotted.rsplit(".", 1)[-1]
+    every_key = list(every_key)
+    close = [k for k in every_key if k.rsplit(".", 1)[-1] == leaf]
+    close = close or difflib.get_close_matches(dotted, list(known), n=3, cutoff=0.75)
+    if not close:
+        leaves = {k.rsplit(".", 1)[-1]: k for k in every_key}
+        close = [leaves[name] for name in difflib.get_close_matches(leaf, list(leaves), n=3, cutoff=0.8)]
+    hint = f"; did you mean {' or '.join(close[:3])}?" if close else "; see conf/base.yaml for the keys"
     raise ConfigError(f"unknown config key '{dotted}' in {source}{hint}")
 
 
@@ -227,8 +249,8 @@ def _check_value(dotted: str, value: Any, default: Any) -> None:
     if dotted == "data.valid_size":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{dotted} must be a count or a fraction below 1, got {value!r}")
-        if isinstance(value, float) and not value.is_integer() and not 0 < value < 1:
-            raise ConfigError(f"{dotted} must be a whole count or a fraction in (0, 1), got {value}")
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ConfigError(f"{dotted} must be a count of images (an integer such as 10000) or a fraction strictly between 0 and 1, got {value}")
     elif dotted in OPTIONAL_STR:
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{dotted} must be a path or null, got {value!r}")
@@ -319,16 +341,18 @@ def _check_tabular(cfg: Config) -> None:
             raise ConfigError(f"data.csv.target '{spec.target}' is also in data.csv.features; a column is either an input or the target")
 
 
-def load_config(path: str, overrides: Iterable[str] = (), base_path: str | None = None) -> Config:
+def load_config(path: str, overrides: Iterable[str] = (), base_path: str | None = None, notes: list | None = None) -> Config:
     """Read `path` (following `_base_`), apply `-o` overrides, validate, return a Config.
 
     Every key must exist in conf/base.yaml (or `base_path`), which holds all defaults.
+    A config of the earlier Paddle port is translated first (utils/legacy_config.py);
+    the line saying so is appended to `notes`.
     """
     if base_path is None:
         base_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf", "base.yaml")
     schema = _read_yaml(base_path)
     schema.pop(BASE_KEY, None)
-    tree = _merge(schema, _load_with_bases(path), path)
+    tree = _merge(schema, _load_with_bases(path, notes=notes), path)
     tree = _merge(tree, parse_overrides(overrides), "the -o overrides")
     defaults = _flatten(schema)
     for dotted, value in _flatten(tree).items():

@@ -15,11 +15,12 @@ BBB_FUSED_KL=0 in the environment (or ENABLED = False here), the build failed
 (no C++ compiler, ...), the tensors are not float32 on the CPU, or Paddle is not
 in dynamic mode (export.py traces the model into a static program).
 
-The operators are compiled on first use (about 15 s) into
+The operators are compiled on first use (about 30 s, with one line saying so) into
 $XDG_CACHE_HOME/bbb-paddle (~/.cache/bbb-paddle), one folder per Paddle version,
-Python version, CPU and source text; later processes only load them (about 1 s).
-A lock file makes concurrent processes (pytest, paddle.distributed.launch) build
-them one at a time.
+Python version, CPU, environment (sys.prefix and Paddle's install path) and
+source text; later processes only load them, silently (about 1 s). A lock file
+makes concurrent processes (pytest, paddle.distributed.launch) build them one at
+a time, and a build goes into a folder of its own that is renamed into place.
 """
 from __future__ import annotations
 
@@ -65,10 +66,16 @@ def _cpu() -> str:
     return hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:8]
 
 
+def _environment() -> str:
+    """Of the interpreter's environment and Paddle's install path: two virtualenvs
+    with the same Paddle get folders of their own and never rebuild each other's."""
+    return hashlib.sha1(f"{sys.prefix}|{os.path.dirname(paddle.__file__)}".encode()).hexdigest()[:8]
+
+
 def build_directory() -> str:
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     python = f"py{sys.version_info.major}{sys.version_info.minor}"
-    return os.path.join(cache, "bbb-paddle", f"paddle-{paddle.__version__}-{python}-{_cpu()}-{_source_hash()}")
+    return os.path.join(cache, "bbb-paddle", f"paddle-{paddle.__version__}-{python}-{_cpu()}-{_environment()}-{_source_hash()}")
 
 
 def _source_hash() -> str:
@@ -81,20 +88,74 @@ def _source_hash() -> str:
     return digest.hexdigest()[:8]
 
 
+def _library(directory: str) -> str:
+    return os.path.join(directory, NAME, NAME + ".so")
+
+
+def _compile(directory: str):
+    """Build the operators into a folder beside `directory`, then rename it into
+    place: a process never loads a half-written library."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from paddle.utils.cpp_extension import load
+
+    logging.getLogger("bbb").info("building the C++ operators once for this environment (about 30 s) into %s", directory)
+    import glob
+    import shutil
+
+    for stale in glob.glob(f"{directory}.building-*"):  # a build that was killed (the lock says none runs now)
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = f"{directory}.building-{os.getpid()}"
+    os.makedirs(staging, exist_ok=True)
+    # Paddle prints its progress on stdout, which some commands use for their
+    # results, and warns about ccache and (2.6) its own deprecated calls.
+    quiet_child = dict(os.environ)
+    os.environ["PYTHONWARNINGS"] = "ignore"  # the compiler runs in a child Python, which warns about ccache too
+    try:
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings(), _quiet_paddle_logs():
+            warnings.simplefilter("ignore")
+            module = load(name=NAME, sources=SOURCES, extra_cxx_cflags=FLAGS, extra_ldflags=["-pthread"], build_directory=staging)
+    finally:
+        os.environ.clear()
+        os.environ.update(quiet_child)
+    try:
+        os.rename(staging, directory)
+    except OSError:  # a folder already there: keep it
+        shutil.rmtree(staging, ignore_errors=True)
+    return module  # loaded already: loading the renamed copy again would register no operators
+
+
+@contextlib.contextmanager
+def _quiet_paddle_logs():
+    """Paddle logs 'using custom operator only' on every load, twice (its handler and the root's)."""
+    loggers = [logging.getLogger(name) for name in ("utils.cpp_extension", "paddle.utils.cpp_extension")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def _build():
     import fcntl  # POSIX only; elsewhere the ImportError means the Paddle path
 
-    from paddle.utils.cpp_extension import load
+    with warnings.catch_warnings():  # importing it warns about ccache, which only a build could use
+        warnings.simplefilter("ignore")
+        from paddle.utils.cpp_extension.extension_utils import _import_module_from_library
 
     directory = build_directory()
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "build.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        # Paddle prints its progress on stdout, which some commands use for their
-        # results, and warns about ccache and (2.6) its own deprecated calls.
-        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return load(name=NAME, sources=SOURCES, extra_cxx_cflags=FLAGS, extra_ldflags=["-pthread"], build_directory=directory)
+    os.makedirs(os.path.dirname(directory), exist_ok=True)
+    if not os.path.isfile(_library(directory)):
+        with open(directory + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; released when the file closes
+            if not os.path.isfile(_library(directory)):
+                return _compile(directory)
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings(), _quiet_paddle_logs():
+        warnings.simplefilter("ignore")
+        return _import_module_from_library(NAME, os.path.join(directory, NAME), False)
 
 
 def _op():

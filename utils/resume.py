@@ -1,0 +1,55 @@
+"""What --resume may change: the last state records the config it was trained
+with, and a resumed run is compared with it before any work."""
+from __future__ import annotations
+
+from utils.errors import UserError
+
+# The net's shape and the data it reads: a resumed run cannot change them.
+SHAPE_KEYS = (
+    "data.name", "data.input_size", "data.csv.features", "data.csv.target",
+    "model.name", "model.layer_type", "model.hidden_units", "model.likelihood", "model.noise",
+)
+# Free to change between the parts of one run: where and how fast it runs, how long,
+# how often it saves and plots, and everything that only other modes read.
+FREE_PREFIXES = ("train.num_epochs", "train.save_epochs", "train.visual_epochs", "data.num_workers", "data.root", "data.download",
+                 "device", "threads", "eval.", "pred.", "ood.", "export.", "prune.")
+
+
+class ResumeError(UserError):
+    pass
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def config_changes(trained: dict, now: dict) -> tuple[list[str], list[str]]:
+    """(shape keys that differ, other training keys that differ) between the config
+    a last state was trained with and the one given now, each 'key: old -> new'."""
+    old, new = _flatten(trained), _flatten(now)
+    shape, other = [], []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key) or key.startswith(FREE_PREFIXES) or key == "run_name" or key.startswith("output."):
+            continue
+        change = f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
+        (shape if key in SHAPE_KEYS else other).append(change)
+    return shape, other
+
+
+def check_resume(trained: dict | None, now: dict, allow_changes: bool, last: str) -> list[str]:
+    """Refuse a resume that changes the net's shape, or (unless allow_changes) any
+    other training key; returns the accepted changes, to log."""
+    if trained is None:  # a last state from before configs were recorded
+        return []
+    shape, other = config_changes(trained, now)
+    if shape:
+        raise ResumeError(f"--resume cannot change the net or its data ({'; '.join(shape)}); {last} was trained otherwise: use its config, or train afresh with --overwrite")
+    if other and not allow_changes:
+        raise ResumeError(f"--resume with a changed training setting ({'; '.join(other)}); add --resume-with-changes to apply it from the next epoch, or resume with the config {last} was trained with")
+    return other
