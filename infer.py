@@ -17,8 +17,7 @@ import paddle
 import paddle.inference as paddle_infer
 import yaml
 
-from data import load_image
-from data.datasets import expand_image_paths
+from data.datasets import expand_image_paths, read_photo
 from export import MANIFEST, OUTPUTS, export_dir, model_files
 from predict import describe, judge, plot_result
 from utils.config import Config
@@ -97,6 +96,7 @@ def infer(
     batch_size: int = 64,
     plot_dir: str | None = None,
     gpu: bool = False,
+    invert: str = "auto",
 ) -> list[dict]:
     """One result per image file, as predict.predict gives them; an unreadable file gives
     {'path', 'error'} and the rest go on. plot_dir: draw <plot_dir>/pred_<name>.png per image."""
@@ -106,7 +106,8 @@ def infer(
     readable = []  # (position in results, path, image [C, H, W])
     for image_path in expand_image_paths(images):
         try:
-            readable.append((len(results), image_path, load_image(image_path, model.data_cfg)[0]))
+            array, notes = read_photo(image_path, model.data_cfg, invert)
+            readable.append((len(results), image_path, array[0], notes))
             results.append(None)
         except ImageError as e:
             logger.error("%s", e)
@@ -114,10 +115,10 @@ def infer(
     plotted: set = set()
     for start in range(0, len(readable), batch_size):
         chunk = readable[start : start + batch_size]
-        _, logits = model(np.stack([image for _, _, image in chunk]))
-        for column, (slot, image_path, image) in enumerate(chunk):
+        _, logits = model(np.stack([image for _, _, image, _ in chunk]))
+        for column, (slot, image_path, image, notes) in enumerate(chunk):
             passes = logits[:, column, :]
-            result = {"path": image_path, "samples": model.samples, **describe(passes, topk)}
+            result = {"path": image_path, "samples": model.samples, **notes, **describe(passes, topk)}
             result = judge(result, passes, reject_score, reject_threshold)
             if plot_dir is not None:
                 result["plot"] = plot_result(result, image, passes, plot_dir, plotted)
@@ -139,4 +140,5 @@ def infer_with_config(cfg, images: list[str], plot: bool = False, reject_thresho
         batch_size=cfg.export.batch_size,
         plot_dir=cfg.output.image_dir if plot else None,
         gpu=gpu,
+        invert=cfg.pred.invert,
     )

@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 import paddle
+from tqdm import tqdm
 
-from data import load_image
-from data.datasets import expand_image_paths
+from data.datasets import expand_image_paths, read_photo
 from data.tabular import require_image_data
 from model.mc import mc_logits
 from model.nets import load_trained_net
@@ -97,15 +97,17 @@ def predict(
     threshold = reject_threshold if reject_threshold is not None else cfg.pred.reject_threshold
     plotted: set = set()
     results = []
-    for image_path in expand_image_paths(images):
+    paths = expand_image_paths(images)
+    for image_path in tqdm(paths, desc="images", leave=False, disable=None if len(paths) > 1 else True):
         try:
-            x = paddle.to_tensor(load_image(image_path, cfg.data))
+            array, notes = read_photo(image_path, cfg.data, cfg.pred.invert)
         except ImageError as e:
             logger.error("%s", e)
             results.append({"path": image_path, "error": str(e)})
             continue
+        x = paddle.to_tensor(array)
         logits = mc_logits(model, x, samples)[:, 0, :].numpy()
-        result = judge({"path": image_path, "samples": samples, **describe(logits, cfg.pred.topk)}, logits, cfg.pred.reject_score, threshold)
+        result = judge({"path": image_path, "samples": samples, **notes, **describe(logits, cfg.pred.topk)}, logits, cfg.pred.reject_score, threshold)
         if plot:
             result["plot"] = plot_result(result, x.numpy()[0], logits, cfg.output.image_dir, plotted)
         results.append(result)
@@ -122,8 +124,11 @@ def format_result(result: dict) -> str:
     else:
         verdict = f"class {result['class']} with probability {result['probability']:.3f}"
     normalized = result["uncertainty"]["normalized"]
+    seen = [note for key, note in (("inverted", "inverted: dark on light"), ("transparent", "transparency composited")) if result.get(key)]
+    if result.get("frames"):
+        seen.append(f"first of {result['frames']} frames")
     return (
-        f"{result['path']}: {verdict}; top: {top}; "
+        f"{result['path']}{' (' + ', '.join(seen) + ')' if seen else ''}: {verdict}; top: {top}; "
         f"aleatoric {result['aleatoric']:.4f}, epistemic {result['epistemic']:.4f} (softmax), "
         f"{normalized['aleatoric_sum']:.4f}, {normalized['epistemic_sum']:.4f} (normalized); "
         f"entropy {result['entropy']:.4f}, mutual information {result['mutual_information']:.4f} "

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from visualdl import LogWriter
 
 from data import build_train_valid_loaders
-from model.elbo import elbo_loss, kl_weight
+from model.elbo import elbo_loss, epoch_kl_weight, kl_weight
 from model.likelihood import likelihood_of
 from model.nets import build_net
 from model.optimizers import make_optimizer, make_schedule
@@ -29,7 +29,7 @@ from utils.resume import check_resume
 from utils.run_folder import check_writable, claim, remove_stray_temporaries, run_lock
 from utils.runtime import RunPaths, prepare, seed_everything
 
-HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_nll", "train_acc", "train_kl", "valid_loss", "valid_nll", "valid_acc", "valid_kl", "epoch_seconds")
+HISTORY_KEYS = ("epoch", "lr", "kl_weight", "train_loss", "train_nll", "train_acc", "train_kl", "valid_loss", "valid_nll", "valid_acc", "valid_kl", "epoch_seconds")
 
 
 def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, samples: int, group: ProcessGroup, paths: RunPaths) -> dict:
@@ -188,8 +188,10 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
                 va = {"loss": math.nan, "nll": math.nan}
             _require_finite(model, va, epoch, paths)
             seconds = time.perf_counter() - started
+            c = epoch_kl_weight(cfg.train.beta_type, len(train_loader), epoch, cfg.train.num_epochs) if model.is_bayesian else 0.0
+            va["loss"] = va["nll"] + c * va["kl"] / num_train  # the quantity the training loss is: NLL + c KL / N
 
-            row = {"epoch": epoch + 1, "lr": lr, "epoch_seconds": seconds}
+            row = {"epoch": epoch + 1, "lr": lr, "epoch_seconds": seconds, "kl_weight": c}
             row.update({f"train_{k}": tr[k] for k in ("loss", "nll", likelihood.metric, "kl")})
             row.update({f"valid_{k}": va[k] for k in ("loss", "nll", likelihood.metric, "kl")})
             for key in history_keys:
@@ -197,10 +199,10 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
                 if key != "epoch" and writer is not None:
                     writer.add_scalar(tag=key, step=epoch + 1, value=row[key])
             logger.info(
-                "epoch %d/%d lr %.2e | train loss %.4f %s kl %.1f | valid loss %.4f %s nll %.4f | "
+                "epoch %d/%d lr %.2e | train loss %.4f nll %.4f %s kl %.1f | valid loss %.4f nll %.4f %s | loss = NLL + %.3g KL / N | "
                 "avg_reader_cost %.4f s avg_batch_cost %.4f s avg_ips %.1f img/s | %.1f s",
-                epoch + 1, cfg.train.num_epochs, lr, tr["loss"], likelihood.format_metric(tr[likelihood.metric]), tr["kl"],
-                va["loss"], likelihood.format_metric(va[likelihood.metric]), va["nll"],
+                epoch + 1, cfg.train.num_epochs, lr, tr["loss"], tr["nll"], likelihood.format_metric(tr[likelihood.metric]), tr["kl"],
+                va["loss"], va["nll"], likelihood.format_metric(va[likelihood.metric]), c,
                 tr["avg_reader_cost"], tr["avg_batch_cost"], tr["avg_ips"], seconds,
             )
 

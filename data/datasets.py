@@ -17,6 +17,7 @@ from paddle.io import DataLoader, Dataset, DistributedBatchSampler
 from PIL import Image, UnidentifiedImageError
 
 from data.in_memory import InMemoryLoader, materialise
+from data.photos import as_trained
 from data.tabular import is_tabular, tabular_test_set, tabular_train_valid_sets
 from utils.errors import ConfigError, DataError, ImageError
 
@@ -34,13 +35,14 @@ class DatasetInfo:
     channels: int
     native_size: int
     num_classes: int
+    dark_background: bool   # light strokes on black: a photo of ink on paper is inverted to match (data/photos.py)
 
 
 DATASETS = {
-    "mnist": DatasetInfo(datasets.MNIST, "mnist", MNIST_FILES, 1, 28, 10),
-    "fashion_mnist": DatasetInfo(datasets.FashionMNIST, "fashion-mnist", MNIST_FILES, 1, 28, 10),
-    "cifar10": DatasetInfo(datasets.Cifar10, "cifar", {m: ("cifar-10-python.tar.gz",) for m in ("train", "test")}, 3, 32, 10),
-    "cifar100": DatasetInfo(datasets.Cifar100, "cifar", {m: ("cifar-100-python.tar.gz",) for m in ("train", "test")}, 3, 32, 100),
+    "mnist": DatasetInfo(datasets.MNIST, "mnist", MNIST_FILES, 1, 28, 10, True),
+    "fashion_mnist": DatasetInfo(datasets.FashionMNIST, "fashion-mnist", MNIST_FILES, 1, 28, 10, True),
+    "cifar10": DatasetInfo(datasets.Cifar10, "cifar", {m: ("cifar-10-python.tar.gz",) for m in ("train", "test")}, 3, 32, 10, False),
+    "cifar100": DatasetInfo(datasets.Cifar100, "cifar", {m: ("cifar-100-python.tar.gz",) for m in ("train", "test")}, 3, 32, 100, False),
 }
 
 
@@ -200,10 +202,18 @@ class TestImageConverter:
 
 
 def load_image(path: str, data_cfg) -> np.ndarray:
-    """Any image file -> the net's input (1, C, H, W), converted like the test data."""
+    """Any image file -> the net's input (1, C, H, W), converted like the test data, as it is."""
+    return read_photo(path, data_cfg, invert="never")[0]
+
+
+def read_photo(path: str, data_cfg, invert: str = "auto") -> tuple[np.ndarray, dict]:
+    """An image as people take it -> (the net's input (1, C, H, W), notes): dark ink on
+    light paper inverted for nets trained on light-on-dark images, transparency
+    composited, an animation's first frame (data/photos.py)."""
     try:
         with Image.open(path) as image:
-            return TestImageConverter(data_cfg)(image)[None]
+            image, notes = as_trained(image, dataset_info(data_cfg.name).dark_background, invert)
+            return TestImageConverter(data_cfg)(image)[None], notes
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise ImageError(f"cannot read image {path}: {e.__class__.__name__}; give a PNG/JPEG/BMP image file") from None
 

@@ -32,6 +32,14 @@ def kl_weight(beta_type, batch_index: int, num_batches: int, epoch: int, num_epo
     return float(beta_type) / m
 
 
+def epoch_kl_weight(beta_type, num_batches: int, epoch: int, num_epochs: int) -> float:
+    """c of the epoch: the sum of its beta_i, so that the epoch's mean training loss is
+    NLL + c KL / N. 1 for Blundell and Standard (the negative ELBO), the number for a
+    number, the ramp's value for Soenderby. Validation reports NLL + c KL / N too, so
+    that both curves are the same quantity."""
+    return sum(kl_weight(beta_type, i, num_batches, epoch, num_epochs) for i in range(num_batches))
+
+
 def elbo_loss(log_probs: paddle.Tensor, labels: paddle.Tensor, kl: paddle.Tensor, beta: float, num_batches: int, num_train: int, nll=None) -> paddle.Tensor:
     """Negative ELBO per sample for one minibatch (see the module docstring).
 

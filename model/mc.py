@@ -11,6 +11,7 @@ import math
 import numpy as np
 import paddle
 import paddle.nn.functional as F
+from tqdm import tqdm
 
 
 def log_mean_exp(x: paddle.Tensor, axis: int = 0) -> paddle.Tensor:
@@ -42,7 +43,7 @@ def loader_logits(model, loader, samples: int) -> np.ndarray:
     yields images or (images, labels) batches; labels are ignored."""
     model.eval()
     chunks = []
-    for batch in loader:
+    for batch in tqdm(loader, desc=f"{samples} passes", leave=False, disable=None):  # a bar on a terminal only
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
         chunks.append(mc_logits(model, images, samples).numpy())
     return np.concatenate(chunks, axis=1)

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import paddle
+from tqdm import tqdm
 
 from model.likelihood import likelihood_of
 from utils.errors import UserError
@@ -46,7 +47,7 @@ def score(model, loader, samples: int, num_train: int | None = None, calibration
     n = batches = 0
     nll_sum = fit = kl_sum = 0.0
     kept_probs, kept_labels = [], []
-    for inputs, targets in loader:
+    for inputs, targets in tqdm(loader, desc=f"scoring ({samples} {'pass' if samples == 1 else 'passes'})", leave=False, disable=None):  # a bar on a terminal only
         outputs, kl = likelihood.mc_outputs(model, inputs, samples)
         nll_sum += float(likelihood.nll(outputs, targets, reduction="sum"))
         fit += likelihood.fit_sum(outputs, targets)

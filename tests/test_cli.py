@@ -177,3 +177,12 @@ def test_the_earlier_ports_config_evaluates_shipped_weights_and_prints_its_trans
     done = run_cli("--config", old, "--mode", "eval", "--weights", shipped, overrides=[f"data.root={os.path.join(FIXTURES, 'mnist')}", "train.valid_ens=2"])
     assert done.returncode == 0, done.stderr
     assert "test error" in done.stdout and "(200 images)" in done.stdout
+
+
+def test_a_shipped_config_works_from_another_folder(tmp_path):
+    # eval.weights in the config is relative to the repository, not to where the command runs
+    cmd = [sys.executable, os.path.join(REPO, "main.py"), "--config", os.path.join(REPO, "conf", "mnist_2fc_best.yaml"), "--mode", "eval", "--json",
+           "-o", f"data.root={os.path.join(FIXTURES, 'mnist')}", "-o", "train.valid_ens=2"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["weights"] == os.path.join(REPO, "checkpoints", "shipped", "mnist_2fc_lrt.pdparams")

@@ -105,3 +105,51 @@ def test_image_and_label_files_that_are_not_a_pair_say_so(small_cfg, tmp_path):
     shutil.copy(os.path.join(FIXTURES, "mnist", "t10k-labels-idx1-ubyte.gz"), tmp_path / "train-labels-idx1-ubyte.gz")
     with pytest.raises(DataError, match="holds 600 images but .* holds 200 labels: they are not a pair"):
         build_train_valid_loaders(small_cfg(f"data.root={tmp_path}"))
+
+
+def _digit():
+    import gzip
+
+    raw = gzip.open(os.path.join(FIXTURES, "mnist", "t10k-images-idx3-ubyte.gz")).read()[16:]
+    return np.frombuffer(raw, np.uint8)[: 28 * 28].reshape(28, 28)
+
+
+@pytest.mark.parametrize("variant", ["inverted", "paper", "transparent", "inverted_200"])
+def test_digits_as_people_take_them_become_light_on_dark_like_the_training_images(small_cfg, tmp_path, variant):
+    from PIL import Image
+
+    from data.datasets import read_photo
+
+    digit = _digit()
+    path = str(tmp_path / f"{variant}.png")
+    if variant == "inverted":
+        Image.fromarray(255 - digit).save(path)
+    elif variant == "inverted_200":
+        Image.fromarray(255 - digit).resize((200, 200), Image.BILINEAR).save(path)
+    elif variant == "paper":  # grey paper, ink not quite black
+        Image.fromarray((200 - 0.7 * digit).clip(0, 255).astype(np.uint8)).save(path)
+    else:  # a black digit on a transparent background: the strokes are in alpha alone
+        rgba = np.zeros((28, 28, 4), np.uint8)
+        rgba[..., 3] = digit
+        Image.fromarray(rgba, "RGBA").save(path)
+    cfg = small_cfg()
+    image, notes = read_photo(path, cfg.data)
+    assert notes["inverted"] and notes.get("transparent", False) == (variant == "transparent")
+    given = digit.astype(np.float32) / 126.0
+    assert np.abs(image[0, 0] - given).mean() < (0.06 if variant == "inverted_200" else 0.002)
+    as_given, _ = read_photo(path, small_cfg("pred.invert=never").data, "never")
+    assert np.abs(as_given[0, 0] - given).mean() > 0.5  # what the net saw before
+
+
+def test_a_digit_as_given_is_not_inverted_and_an_animation_says_its_first_frame_was_used(small_cfg, tmp_path):
+    from PIL import Image
+
+    from data.datasets import read_photo
+
+    digit = _digit()
+    path = str(tmp_path / "digit.gif")
+    frames = [Image.fromarray(digit), Image.fromarray(np.zeros_like(digit))]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    image, notes = read_photo(path, small_cfg().data)
+    assert notes == {"inverted": False, "frames": 2}
+    np.testing.assert_allclose(image[0, 0], digit / 126.0, atol=1e-6)

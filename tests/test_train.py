@@ -22,7 +22,7 @@ def test_one_epoch_writes_checkpoints_logs_scalars_and_plots(small_cfg):
     for path in (paths.best, paths.last, paths.periodic(1), paths.log_file):
         assert os.path.isfile(path), path
     assert os.listdir(paths.visualdl_dir)
-    assert sorted(os.listdir(paths.image_dir)) == ["acc.png", "error.png", "loss.png"]
+    assert sorted(os.listdir(paths.image_dir)) == ["acc.png", "error.png", "loss.png", "nll.png"]
     log = open(paths.log_file).read()
     for field in ("avg_reader_cost", "avg_batch_cost", "avg_ips", "valid loss", "kl"):
         assert field in log
@@ -73,3 +73,11 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoints(small_cfg, 
     with pytest.raises(TrainingDiverged, match="loss became nan at epoch 2, batch 1"):
         train(small_cfg("train.num_epochs=2"), resume=True)
     assert {p: open(p, "rb").read() for p in saved} == saved
+
+
+def test_train_and_valid_losses_are_the_same_quantity_with_the_kl_weight_trained_with(small_cfg):
+    summary = train(small_cfg("train.beta_type=0.005"))
+    h = summary["history"]
+    assert h["kl_weight"] == [pytest.approx(0.005)]
+    assert h["valid_loss"][0] == pytest.approx(h["valid_nll"][0] + 0.005 * h["valid_kl"][0] / 500)
+    assert abs(h["valid_loss"][0] - h["train_loss"][0]) < 1.0  # both about NLL; before, valid carried the whole KL

@@ -62,7 +62,7 @@ def from_reference_names(state: dict, expected: dict) -> dict:
     flipped = [k for k, v in renamed.items() if k in expected and len(v.shape) == 2 and v.shape[0] != v.shape[1]
                and list(v.shape)[::-1] == list(expected[k].shape)]
     if flipped:
-        renamed = {k: (paddle.to_tensor(v).T if k.endswith(("weight_mu", "weight_rho")) and len(v.shape) == 2 else v) for k, v in renamed.items()}
+        renamed = {k: (v.T if k.endswith(("weight_mu", "weight_rho")) and len(v.shape) == 2 else v) for k, v in renamed.items()}
     return renamed
 
 

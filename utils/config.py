@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from data.photos import INVERT_CHOICES
 from model.optimizers import OPTIMIZERS, SCHEDULES
 from model.layers.base import INITIALIZERS
 from model.pruning import RANKINGS
@@ -40,6 +41,7 @@ CHOICES = {
     "train.lr_schedule": tuple(SCHEDULES),
     "model.posterior.init": tuple(INITIALIZERS),
     "prune.ranking": RANKINGS,
+    "pred.invert": INVERT_CHOICES,
 }
 
 # List keys whose entries must come from a fixed set.
@@ -89,6 +91,13 @@ RANGES = {
 
 # Keys whose default is null but that take a string when set.
 OPTIONAL_STR = ("data.root", "eval.weights", "eval.data_root", "ood.notmnist_root", "ood.fashion_root", "ood.freq_weights", "export.dir", "prune.freq_weights", "data.csv.train", "data.csv.test", "data.csv.target")
+
+# Keys that hold a file or folder. A relative path in a config file means the same
+# file wherever the command runs: it is taken relative to the repository (where
+# conf/ is); one given with -o is relative to the current folder, as in a shell.
+PATH_KEYS = ("data.root", "data.csv.train", "data.csv.test", "eval.weights", "eval.data_root", "ood.notmnist_root", "ood.fashion_root",
+             "ood.freq_weights", "export.dir", "prune.freq_weights", "output.checkpoint_dir", "output.log_dir", "output.image_dir")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # List keys whose entries are names (strings).
 LIST_OF_STR = ("data.csv.features",)
@@ -353,6 +362,13 @@ def load_config(path: str, overrides: Iterable[str] = (), base_path: str | None 
     schema = _read_yaml(base_path)
     schema.pop(BASE_KEY, None)
     tree = _merge(schema, _load_with_bases(path, notes=notes), path)
+    for dotted in PATH_KEYS:
+        *sections, leaf = dotted.split(".")
+        node = tree
+        for section in sections:
+            node = node[section]
+        if isinstance(node[leaf], str) and not os.path.isabs(os.path.expanduser(node[leaf])):
+            node[leaf] = os.path.normpath(os.path.join(REPO, node[leaf]))
     tree = _merge(tree, parse_overrides(overrides), "the -o overrides")
     defaults = _flatten(schema)
     for dotted, value in _flatten(tree).items():

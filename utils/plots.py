@@ -35,20 +35,30 @@ def _save(fig, path: str) -> str:
     return path
 
 
+def _loss_label(history: dict) -> str:
+    """What loss.png shows: NLL + c KL / N with the KL weight c the run trained with
+    (train and valid alike; c = 1 is the negative ELBO per sample)."""
+    weights = sorted(set(history.get("kl_weight", [1.0])))
+    c = f"{weights[0]:.3g}" if len(weights) == 1 else f"{weights[0]:.3g}..{weights[-1]:.3g}"
+    return "negative ELBO per sample" if c == "1" else f"NLL + {c} KL / N per sample"
+
+
 def plot_history(history: dict, image_dir: str) -> list[str]:
-    """acc.png, error.png and loss.png of train and valid, per epoch (rmse.png
-    and loss.png for a regression run)."""
+    """acc.png, error.png, nll.png and loss.png of train and valid, per epoch (rmse.png,
+    nll.png and loss.png for a regression run). Both curves of a plot are the same quantity."""
     os.makedirs(image_dir, exist_ok=True)
     epochs = history["epoch"]
     if "train_rmse" in history:
-        paths = [os.path.join(image_dir, name) for name in ("rmse.png", "loss.png")]
+        names = ("rmse.png", "nll.png", "loss.png")
+        paths = [os.path.join(image_dir, name) for name in names]
         _plot(paths[0], epochs, {"train": history["train_rmse"], "valid": history["valid_rmse"]}, "RMSE (target units)")
-        _plot(paths[1], epochs, {"train": history["train_loss"], "valid": history["valid_loss"]}, "negative ELBO per sample")
-        return paths
-    paths = [os.path.join(image_dir, name) for name in ("acc.png", "error.png", "loss.png")]
-    _plot(paths[0], epochs, {"train": history["train_acc"], "valid": history["valid_acc"]}, "accuracy (%)")
-    _plot(paths[1], epochs, {"train": [100 - a for a in history["train_acc"]], "valid": [100 - a for a in history["valid_acc"]]}, "error (%)")
-    _plot(paths[2], epochs, {"train": history["train_loss"], "valid": history["valid_loss"]}, "negative ELBO per sample")
+    else:
+        names = ("acc.png", "error.png", "nll.png", "loss.png")
+        paths = [os.path.join(image_dir, name) for name in names]
+        _plot(paths[0], epochs, {"train": history["train_acc"], "valid": history["valid_acc"]}, "accuracy (%)")
+        _plot(paths[1], epochs, {"train": [100 - a for a in history["train_acc"]], "valid": [100 - a for a in history["valid_acc"]]}, "error (%)")
+    _plot(paths[-2], epochs, {"train": history["train_nll"], "valid": history["valid_nll"]}, "NLL per sample")
+    _plot(paths[-1], epochs, {"train": history["train_loss"], "valid": history["valid_loss"]}, _loss_label(history))
     return paths
 
 
