@@ -13,7 +13,7 @@ import os
 from data import build_test_loader, build_train_valid_loaders
 from model.nets import load_trained_net
 from model.scoring import score
-from regression import evaluate_regression
+from model.regression_eval import evaluate_regression
 from utils.runtime import prepare
 
 

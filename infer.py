@@ -18,10 +18,10 @@ import paddle.inference as paddle_infer
 import yaml
 
 from data.datasets import expand_image_paths, read_photo
-from export import MANIFEST, OUTPUTS, export_dir, model_files
-from predict import describe, judge, plot_result
+from utils.answers import describe, judge, plot_result
 from utils.config import Config
 from utils.errors import ExportError, ImageError
+from utils.export_files import MANIFEST, OUTPUTS, export_dir, model_files
 from utils.runtime import prepare
 
 

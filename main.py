@@ -16,7 +16,7 @@ from utils.errors import UserError
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Bayes by Backprop and Bayesian CNNs in PaddlePaddle")
     parser.add_argument("--config", default="conf/base.yaml", help="YAML file in conf/ (default: conf/base.yaml)")
-    parser.add_argument("--mode", choices=("train", "eval", "pred", "ood", "export", "infer", "prune"))
+    parser.add_argument("--mode", choices=("train", "eval", "pred", "ood", "export", "infer", "prune"), help="what to do")
     parser.add_argument("--print-config", action="store_true", help="print the config in this project's keys (an earlier port's config translated) and stop")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="change one config key, e.g. -o train.num_epochs=3 (repeatable)")
     parser.add_argument("--weights", help="checkpoint for eval/pred/ood/export (default: eval.weights, else the run's best)")
@@ -33,6 +33,124 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _checked_image_options(args, mode: str) -> None:
+    if args.samples is not None and args.samples < 1:
+        raise UserError(f"--samples must be >= 1, got {args.samples}")
+    if mode in ("pred", "infer") and not args.image:
+        raise UserError(f"--mode {mode} needs --image FILE [FILE | FOLDER ...]")
+    if args.reject_threshold is not None and not args.reject_threshold >= 0:
+        raise UserError(f"--reject-threshold must be >= 0, got {args.reject_threshold}")
+
+
+# Each mode's runner (cfg, args) -> result dict, imported only when it runs.
+def _train(cfg, args):
+    from train import train
+
+    return train(cfg, resume=args.resume or args.resume_with_changes, overwrite=args.overwrite, resume_with_changes=args.resume_with_changes)
+
+
+def _eval(cfg, args):
+    from eval import evaluate
+
+    return evaluate(cfg, weights=args.weights, plot=args.plot)
+
+
+def _prune(cfg, args):
+    from prune import prune
+
+    return prune(cfg, weights=args.weights, samples=args.samples, plot=args.plot, save=args.save)
+
+
+def _export(cfg, args):
+    from export import export
+
+    return export(cfg, weights=args.weights)
+
+
+def _ood(cfg, args):
+    from ood import run_ood
+
+    _checked_image_options(args, "ood")
+    return run_ood(cfg, weights=args.weights, samples=args.samples, image_folders=args.image)
+
+
+def _pred(cfg, args):
+    from predict import predict
+
+    _checked_image_options(args, "pred")
+    return {"predictions": predict(cfg, args.image, samples=args.samples, weights=args.weights, plot=args.plot, reject_threshold=args.reject_threshold)}
+
+
+def _infer(cfg, args):
+    from infer import infer_with_config
+
+    if args.samples is not None:
+        raise UserError("--mode infer runs the passes fixed at export; export again with -o export.samples=N")
+    _checked_image_options(args, "infer")
+    return {"predictions": infer_with_config(cfg, args.image, plot=args.plot, reject_threshold=args.reject_threshold)}
+
+
+# Each mode's text for a terminal, from its result dict.
+def _train_text(result: dict) -> str:
+    if "best_valid_nll" in result:  # regression: the best checkpoint has the lowest NLL
+        return f"best valid NLL {result['best_valid_nll']:.4f} after {result['epochs']} epochs; weights in {result['best_checkpoint']}"
+    return (f"best valid accuracy {result['best_valid_acc']:.2f}% on {result['valid_images']} validation images after "
+            f"{result['epochs']} epochs; weights in {result['best_checkpoint']}")
+
+
+def _eval_text(result: dict) -> str:
+    if result.get("task") == "regression":
+        from model.regression_eval import format_regression
+
+        return format_regression(result) + (f"\nregression plot: {result['plot']}" if "plot" in result else "")
+    lines = [f"weights {result['weights']}"]
+    for kind, label in (("mc", f"Monte-Carlo ({result.get('mc', {}).get('samples')} samples)"), ("mean", "mean weights")):
+        if kind in result:
+            r = result[kind]
+            lines.append(f"{result['split']} error {r['error']:.2f}% ({r['n']} images), NLL {r['nll']:.4f}, ECE {r['ece']:.2f}%, Brier {r['brier']:.4f}  [{label}]")
+    return "\n".join(lines + ([f"reliability diagram: {result['plot']}"] if "plot" in result else []))
+
+
+def _prune_text(result: dict) -> str:
+    from prune import format_prune
+
+    return format_prune(result)
+
+
+def _ood_text(result: dict) -> str:
+    from ood import format_table
+
+    return format_table(result)
+
+
+def _export_text(result: dict) -> str:
+    forms = ", ".join(f"{form} ({spec['samples']} {'pass' if spec['samples'] == 1 else 'passes'})" for form, spec in result["forms"].items())
+    return f"exported {forms} to {result['dir']}"
+
+
+def _predictions_text(result: dict) -> str:
+    from utils.answers import format_result
+
+    return "\n".join(format_result(prediction) for prediction in result["predictions"])
+
+
+def _config_text(result: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(result["config"], sort_keys=False).rstrip("\n")
+
+
+MODES = {  # mode -> (runner, printer)
+    "train": (_train, _train_text),
+    "eval": (_eval, _eval_text),
+    "pred": (_pred, _predictions_text),
+    "ood": (_ood, _ood_text),
+    "export": (_export, _export_text),
+    "infer": (_infer, _predictions_text),
+    "prune": (_prune, _prune_text),
+}
+
+
 def run(args: argparse.Namespace) -> dict:
     overrides = list(args.override) + ([f"eval.split={args.split}"] if args.split else [])
     notes: list[str] = []
@@ -42,85 +160,14 @@ def run(args: argparse.Namespace) -> dict:
     if args.print_config:
         return {"mode": "config", "config": translated_tree(args.config) or cfg.to_dict()}
     if args.mode is None:
-        raise UserError("give --mode train|eval|pred|ood|export|infer|prune (or --print-config)")
-    if args.mode == "train":
-        from train import train
-
-        summary = train(cfg, resume=args.resume or args.resume_with_changes, overwrite=args.overwrite, resume_with_changes=args.resume_with_changes)
-        return {"mode": "train", **summary}
-    if args.mode == "eval":
-        from eval import evaluate
-
-        return {"mode": "eval", **evaluate(cfg, weights=args.weights, plot=args.plot)}
-    if args.mode == "prune":
-        from prune import prune
-
-        return {"mode": "prune", **prune(cfg, weights=args.weights, samples=args.samples, plot=args.plot, save=args.save)}
-    if args.mode == "export":
-        from export import export
-
-        return {"mode": "export", **export(cfg, weights=args.weights)}
-    if args.mode == "infer" and args.samples is not None:
-        raise UserError("--mode infer runs the passes fixed at export; export again with -o export.samples=N")
-    if args.samples is not None and args.samples < 1:
-        raise UserError(f"--samples must be >= 1, got {args.samples}")
-    if args.mode == "ood":
-        from ood import run_ood
-
-        return {"mode": "ood", **run_ood(cfg, weights=args.weights, samples=args.samples, image_folders=args.image)}
-    if not args.image:
-        raise UserError(f"--mode {args.mode} needs --image FILE [FILE | FOLDER ...]")
-    if args.reject_threshold is not None and not args.reject_threshold >= 0:
-        raise UserError(f"--reject-threshold must be >= 0, got {args.reject_threshold}")
-    if args.mode == "infer":
-        from infer import infer_with_config
-
-        return {"mode": "infer", "predictions": infer_with_config(cfg, args.image, plot=args.plot, reject_threshold=args.reject_threshold)}
-    from predict import predict
-
-    predictions = predict(cfg, args.image, samples=args.samples, weights=args.weights, plot=args.plot, reject_threshold=args.reject_threshold)
-    return {"mode": "pred", "predictions": predictions}
+        raise UserError(f"give --mode {'|'.join(MODES)} (or --print-config)")
+    runner, _ = MODES[args.mode]
+    return {"mode": args.mode, **runner(cfg, args)}
 
 
 def print_text(result: dict) -> None:
-    if result["mode"] == "config":
-        import yaml
-
-        print(yaml.safe_dump(result["config"], sort_keys=False), end="")
-        return
-    if result["mode"] == "train" and "best_valid_nll" in result:  # regression: the best checkpoint has the lowest NLL
-        print(f"best valid NLL {result['best_valid_nll']:.4f} after {result['epochs']} epochs; weights in {result['best_checkpoint']}")
-    elif result["mode"] == "train":
-        print(f"best valid accuracy {result['best_valid_acc']:.2f}% on {result['valid_images']} validation images after {result['epochs']} epochs; weights in {result['best_checkpoint']}")
-    elif result["mode"] == "eval" and result.get("task") == "regression":
-        from regression import format_regression
-
-        print(format_regression(result))
-        if "plot" in result:
-            print(f"regression plot: {result['plot']}")
-    elif result["mode"] == "eval":
-        for kind, label in (("mc", f"Monte-Carlo ({result.get('mc', {}).get('samples')} samples)"), ("mean", "mean weights")):
-            if kind in result:
-                r = result[kind]
-                print(f"{result['split']} error {r['error']:.2f}% ({r['n']} images), NLL {r['nll']:.4f}, ECE {r['ece']:.2f}%, Brier {r['brier']:.4f}  [{label}]")
-        if "plot" in result:
-            print(f"reliability diagram: {result['plot']}")
-    elif result["mode"] == "ood":
-        from ood import format_table
-
-        print(format_table(result))
-    elif result["mode"] == "prune":
-        from prune import format_prune
-
-        print(format_prune(result))
-    elif result["mode"] == "export":
-        forms = ", ".join(f"{form} ({spec['samples']} {'pass' if spec['samples'] == 1 else 'passes'})" for form, spec in result["forms"].items())
-        print(f"exported {forms} to {result['dir']}")
-    else:
-        from predict import format_result
-
-        for prediction in result["predictions"]:
-            print(format_result(prediction))
+    printer = _config_text if result["mode"] == "config" else MODES[result["mode"]][1]
+    print(printer(result))
 
 
 def main(argv: list[str] | None = None) -> int:

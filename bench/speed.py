@@ -29,7 +29,13 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {"2fc": "base.yaml", "lenet": "mnist_lenet_bbb.yaml", "alexnet": "mnist_alexnet_bbb.yaml", "3conv3fc": "mnist_3conv3fc_bbb.yaml"}
+sys.path.insert(0, REPO)
+import utils.boot  # noqa: E402,F401  before Paddle loads
+from model.layers.priors import PRIORS  # noqa: E402
+from model.nets import LAYER_TYPES, NETS  # noqa: E402
+def config_of(net: str) -> str:
+    """The MNIST config a net is benched with: conf/base.yaml for 2fc, else conf/mnist_<net>_bbb.yaml."""
+    return "base.yaml" if net == "2fc" else f"mnist_{net}_bbb.yaml"
 
 
 def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, mc_samples: int, overrides: list[str]) -> dict:
@@ -45,7 +51,7 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
     from utils.config import load_config
     from utils.runtime import cpu_share, seed_everything, set_device
 
-    cfg = load_config(os.path.join(REPO, "conf", CONFIGS[net]), [f"model.layer_type={layer_type}", *overrides])
+    cfg = load_config(os.path.join(REPO, "conf", config_of(net)), [f"model.layer_type={layer_type}", *overrides])
     device = set_device(cfg.device, cfg.threads)
     threads = cfg.threads or cpu_share()  # the count set_device set, for the table
     seed_everything(0)
@@ -153,18 +159,17 @@ def epoch_seconds(config: str, overrides: list[str]) -> dict:
     return {"config": config, "overrides": overrides, "epoch_s": history["epoch_seconds"][0], "train_steps_s": batch_cost * steps, "command_s": wall}
 
 
-EPOCH_CASES = {  # net -> (config, overrides) of the --epoch table
-    "2fc": [("base.yaml", ["model.prior.type=gaussian"]), ("base.yaml", ["model.prior.type=mixture"])],
-    "lenet": [("mnist_lenet_bbb.yaml", [])],
-    "alexnet": [("mnist_alexnet_bbb.yaml", [])],
-    "3conv3fc": [("mnist_3conv3fc_bbb.yaml", [])],
-}
+def epoch_cases(net: str) -> list[tuple[str, list[str]]]:
+    """(config, overrides) of the --epoch table: 2fc with each prior, the others as configured."""
+    if net == "2fc":
+        return [("base.yaml", [f"model.prior.type={prior}"]) for prior in PRIORS]
+    return [(config_of(net), [])]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nets", nargs="+", default=["2fc", "lenet"], choices=sorted(CONFIGS))
-    parser.add_argument("--layer-types", nargs="+", default=["freq", "bbb", "lrt"])
+    parser.add_argument("--nets", nargs="+", default=["2fc", "lenet"], choices=list(NETS))
+    parser.add_argument("--layer-types", nargs="+", default=["freq", "bbb", "lrt"], choices=list(LAYER_TYPES))
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
@@ -199,7 +204,7 @@ def main() -> None:
     for r in rows:
         r["ratio_to_freq"] = r["ms_per_step"] / freq[r["net"]] if r["net"] in freq else None
 
-    epochs = [epoch_seconds(config, [*extra, *args.override]) for net in args.nets for config, extra in EPOCH_CASES[net]] if args.epoch else []
+    epochs = [epoch_seconds(config, [*extra, *args.override]) for net in args.nets for config, extra in epoch_cases(net)] if args.epoch else []
 
     if args.json:
         print(json.dumps({"machine": host, "overrides": args.override, "rows": rows, "epochs": epochs}))

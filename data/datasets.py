@@ -17,6 +17,7 @@ from paddle.io import DataLoader, Dataset, DistributedBatchSampler
 from PIL import Image, UnidentifiedImageError
 
 from data.in_memory import InMemoryLoader, materialise
+from data.splits import split_indices
 from data.photos import as_trained
 from data.tabular import is_tabular, tabular_test_set, tabular_train_valid_sets
 from utils.errors import ConfigError, DataError, ImageError
@@ -128,15 +129,6 @@ class TransformedSubset(Dataset):
     def __getitem__(self, i):
         image, label = self.raw[int(self.indices[i])]
         return self.transform(image).astype("float32"), np.asarray(label, dtype="int64").reshape([])
-
-
-def split_indices(n: int, valid_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded disjoint (train, valid) index sets; valid_size is a count or a fraction below 1."""
-    n_valid = int(round(valid_size * n)) if valid_size < 1 else int(valid_size)
-    if not 0 < n_valid < n:
-        raise DataError(f"data.valid_size {valid_size} leaves no training or no validation images out of {n}; use a smaller count or a fraction")
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
 
 def _in_memory(raw: Dataset, indices, data_cfg) -> Dataset:

@@ -18,6 +18,7 @@ import numpy as np
 from paddle.io import Dataset
 
 from data.csv_table import read_columns
+from data.splits import split_indices
 from data.toy import toy_cubic
 from utils.errors import ConfigError, DataError
 
@@ -151,7 +152,6 @@ class ArrayDataset(Dataset):
 def tabular_train_valid_sets(cfg, rank: int = 0, world_size: int = 1) -> tuple[ArrayDataset, ArrayDataset]:
     """Training and validation rows: data.valid_size of the training part, seeded like the
     image sets; process `rank` of `world_size` gets every world_size-th validation row."""
-    from data.datasets import split_indices  # here: data.datasets imports this module
 
     data = load_tabular(cfg)
     train_idx, valid_idx = split_indices(len(data.train_x), cfg.data.valid_size, cfg.seed)

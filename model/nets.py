@@ -25,11 +25,15 @@ def _freq_conv(in_channels, out_channels, kernel_size, stride=1, padding=0, dila
     return nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups, bias_attr=None if bias else False)
 
 
+# model.layer_type -> the package of Bayesian layers (None: plain deterministic layers)
+LAYER_TYPES = {"bbb": BBB, "lrt": BBB_LRT, "freq": None}
+
+
 def layer_makers(model_cfg):
     """(Linear, Conv2d) constructors for the configured layer type."""
-    if model_cfg.layer_type == "freq":
+    package = LAYER_TYPES[model_cfg.layer_type]
+    if package is None:
         return _freq_linear, _freq_conv
-    package = BBB if model_cfg.layer_type == "bbb" else BBB_LRT
     posterior = dict(
         prior=build_prior(model_cfg.prior),
         mu_init=tuple(model_cfg.posterior.mu_init),
@@ -50,7 +54,7 @@ def _out_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
 class TwoFC(ModuleWrapper):
     """Blundell's MLP: flatten -> hidden -> act -> hidden -> act -> classes."""
 
-    def __init__(self, linear, act, in_channels, input_size, num_classes, hidden_units):
+    def __init__(self, linear, conv, act, in_channels, input_size, num_classes, hidden_units=1200):
         super().__init__()
         self.flatten = FlattenLayer()
         self.fc1 = linear(in_channels * input_size * input_size, hidden_units)
@@ -131,16 +135,23 @@ def _check_size(size: int, name: str, input_size: int) -> None:
         raise ConfigError(f"data.input_size {input_size} is too small for {name}; use 32")
 
 
+# model.name -> (the net's class, the model.* keys it takes besides the layers and the data's shape)
+NETS = {
+    "2fc": (TwoFC, ("hidden_units",)),
+    "lenet": (LeNet, ()),
+    "alexnet": (AlexNet, ()),
+    "3conv3fc": (ThreeConvThreeFC, ()),
+}
+
+
 def build_model(model_cfg, in_channels: int, input_size: int, num_classes: int) -> ModuleWrapper:
     """The net named by model_cfg.name with model_cfg.layer_type layers."""
+    if model_cfg.name not in NETS:
+        raise ConfigError(f"unknown model '{model_cfg.name}'; choose {', '.join(NETS)}")
     linear, conv = layer_makers(model_cfg)
     act = functools.partial(_activation, model_cfg.activation)
-    if model_cfg.name == "2fc":
-        return TwoFC(linear, act, in_channels, input_size, num_classes, model_cfg.hidden_units)
-    nets = {"lenet": LeNet, "alexnet": AlexNet, "3conv3fc": ThreeConvThreeFC}
-    if model_cfg.name not in nets:
-        raise ConfigError(f"unknown model '{model_cfg.name}'; choose 2fc, lenet, alexnet or 3conv3fc")
-    return nets[model_cfg.name](linear, conv, act, in_channels, input_size, num_classes)
+    net, keys = NETS[model_cfg.name]
+    return net(linear, conv, act, in_channels, input_size, num_classes, **{key: model_cfg[key] for key in keys})
 
 
 def build_net(cfg) -> ModuleWrapper:

@@ -1,7 +1,7 @@
 import paddle
 import pytest
 
-from model.nets import build_model, build_net
+from model.nets import LAYER_TYPES, NETS, build_model, build_net
 from utils.config import load_config
 from utils.errors import ConfigError
 from conftest import REPO
@@ -13,8 +13,8 @@ def _model_cfg(name, layer_type):
     return load_config(f"{REPO}/conf/base.yaml", [f"model.name={name}", f"model.layer_type={layer_type}", "model.hidden_units=64"]).model
 
 
-@pytest.mark.parametrize("layer_type", ["bbb", "lrt", "freq"])
-@pytest.mark.parametrize("name", ["2fc", "lenet", "alexnet", "3conv3fc"])
+@pytest.mark.parametrize("layer_type", list(LAYER_TYPES))
+@pytest.mark.parametrize("name", list(NETS))
 @pytest.mark.parametrize("channels, size", SHAPES)
 def test_every_net_gives_logits_and_a_kl(name, layer_type, channels, size):
     if name == "alexnet" and size == 28:

@@ -13,7 +13,7 @@ from eval import evaluate
 from model.likelihood import Gaussian, NoiseStd
 from model.nets import build_net
 from predict import predict
-from regression import mixture_nll, predictive_band
+from model.regression_eval import mixture_nll, predictive_band
 from train import train
 from utils.checkpoint import load_weights
 from utils.config import load_config

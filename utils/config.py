@@ -18,6 +18,8 @@ import yaml
 from data.photos import INVERT_CHOICES
 from model.optimizers import OPTIMIZERS, SCHEDULES
 from model.layers.base import INITIALIZERS
+from model.layers.priors import PRIORS
+from model.nets import LAYER_TYPES, NETS
 from model.pruning import RANKINGS
 from utils.errors import ConfigError
 from utils.legacy_config import is_legacy, translate
@@ -28,10 +30,10 @@ BETA_TYPES = ("Blundell", "Standard", "Soenderby")
 CHOICES = {
     "device": ("auto", "cpu", "gpu"),
     "data.name": ("mnist", "fashion_mnist", "cifar10", "cifar100", "toy_cubic", "csv"),
-    "model.name": ("2fc", "lenet", "alexnet", "3conv3fc"),
-    "model.layer_type": ("bbb", "lrt", "freq"),
+    "model.name": tuple(NETS),
+    "model.layer_type": tuple(LAYER_TYPES),
     "model.activation": ("relu", "softplus"),
-    "model.prior.type": ("gaussian", "mixture"),
+    "model.prior.type": tuple(PRIORS),
     "model.likelihood": ("categorical", "gaussian"),
     "model.noise": ("fixed", "learned"),
     "pred.reject_score": tuple(n for n in SCORE_NAMES if n not in CONFIDENCE_SCORES),  # "above T" = less sure

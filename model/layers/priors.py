@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import paddle
 
@@ -14,6 +15,29 @@ def normal_log_prob(x: paddle.Tensor, mu, sigma) -> paddle.Tensor:
     """Elementwise log N(x | mu, sigma^2); mu and sigma may be floats or tensors."""
     log_sigma = paddle.log(sigma) if isinstance(sigma, paddle.Tensor) else math.log(sigma)
     return -log_sigma - LOG_SQRT_2PI - 0.5 * paddle.square((x - mu) / sigma)
+
+
+class Prior(Protocol):
+    """What a prior over weights provides to the Bayesian layers (model/layers/base.py).
+
+    closed_form_kl: True when kl() exists; else the KL is the Monte-Carlo
+        log q(w) - log p(w) at a weight draw, and log_prob() is what it needs.
+    log_prob(w): elementwise log p(w), a tensor of w's shape.
+    kl(mu_q, sigma_q, var_q=None): (closed form only) KL(q || p) summed over the
+        elements, a scalar tensor.
+    fused_variance_kl(mu, rho, eps) and fused_sample_kl(mu, rho, eps): the same KL
+        with sigma^2 (LRT) or the draw mu + sigma * eps (BBB) from one C++ pass, as a
+        (tensor, scalar KL) pair; None where the C++ operators cannot run, and then
+        the layer computes both with Paddle's operators from log_prob or kl.
+    """
+
+    closed_form_kl: bool
+
+    def log_prob(self, w: paddle.Tensor) -> paddle.Tensor: ...
+
+    def fused_variance_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor | None): ...
+
+    def fused_sample_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor): ...
 
 
 class GaussianPrior:
@@ -82,7 +106,14 @@ class ScaleMixturePrior:
         return mixture_sample_kl(mu, rho, eps, self.pi, self.sigma1, self.sigma2)
 
 
-def build_prior(prior_cfg) -> GaussianPrior | ScaleMixturePrior:
-    if prior_cfg.type == "gaussian":
-        return GaussianPrior(prior_cfg.mu, prior_cfg.sigma)
-    return ScaleMixturePrior(prior_cfg.pi, prior_cfg.sigma1, prior_cfg.sigma2)
+# model.prior.type -> the prior built from the model.prior section
+PRIORS = {
+    "gaussian": lambda c: GaussianPrior(c.mu, c.sigma),
+    "mixture": lambda c: ScaleMixturePrior(c.pi, c.sigma1, c.sigma2),
+}
+
+
+def build_prior(prior_cfg) -> Prior:
+    if prior_cfg.type not in PRIORS:
+        raise ValueError(f"unknown prior type {prior_cfg.type!r}; choose {', '.join(PRIORS)}")
+    return PRIORS[prior_cfg.type](prior_cfg)
