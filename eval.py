@@ -30,9 +30,10 @@ def evaluate(cfg, weights: str | None = None, plot: bool = False) -> dict:
     loader = build_test_loader(cfg) if split == "test" else build_train_valid_loaders(cfg)[1]
     results = {"weights": path, "model": cfg.model.name, "layer_type": cfg.model.layer_type, "dataset": cfg.data.name, "split": split}
     bins = cfg.eval.calibration_bins
+    samples = cfg.eval.samples or cfg.train.valid_ens
     if model.is_bayesian:
         model.set_sampling(True)
-        results["mc"] = dict(score(model, loader, cfg.train.valid_ens, calibration_bins=bins), samples=cfg.train.valid_ens)
+        results["mc"] = dict(score(model, loader, samples, calibration_bins=bins), samples=samples)
         model.set_sampling(False)
     results["mean"] = score(model, loader, 1, calibration_bins=bins)
     for kind in ("mc", "mean"):
@@ -45,7 +46,7 @@ def evaluate(cfg, weights: str | None = None, plot: bool = False) -> dict:
     if plot:
         from utils.plots import plot_reliability  # matplotlib only when asked for
 
-        labels = {"mc": f"Monte-Carlo ({cfg.train.valid_ens} samples)", "mean": "mean weights" if model.is_bayesian else "deterministic"}
+        labels = {"mc": f"Monte-Carlo ({samples} samples)", "mean": "mean weights" if model.is_bayesian else "deterministic"}
         path = os.path.join(cfg.output.image_dir, "reliability.png")
         results["plot"] = plot_reliability(path, {labels[k]: results[k] for k in ("mc", "mean") if k in results}, bins)
         logger.info("reliability diagram: %s", path)

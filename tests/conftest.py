@@ -37,7 +37,7 @@ def small_overrides(tmp_path, *extra: str) -> list[str]:
 def small_cfg(tmp_path):
     """Build a small config; extra overrides as arguments."""
 
-    def make(*extra: str, config: str = "conf/base.yaml"):
+    def make(*extra: str, config: str = "conf/bayescnn_base.yaml"):
         return load_config(os.path.join(REPO, config), small_overrides(tmp_path, *extra))
 
     return make

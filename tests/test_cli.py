@@ -13,7 +13,8 @@ IMAGES = os.path.join(FIXTURES, "images")
 
 
 def run_cli(*args: str, tmp_path=None, overrides=None):
-    cmd = [sys.executable, os.path.join(REPO, "main.py"), *args]
+    config = [] if "--config" in args else ["--config", os.path.join(REPO, "conf", "bayescnn_base.yaml")]
+    cmd = [sys.executable, os.path.join(REPO, "main.py"), *config, *args]
     for item in overrides if overrides is not None else small_overrides(tmp_path):
         cmd += ["-o", item]
     env = dict(os.environ, PYTHONWARNINGS="ignore")

@@ -8,7 +8,7 @@ from conftest import REPO
 from utils.config import load_config, parse_overrides
 from utils.errors import ConfigError
 
-BASE = os.path.join(REPO, "conf", "base.yaml")
+BASE = os.path.join(REPO, "conf", "bayescnn_base.yaml")
 
 
 def test_base_config_is_blundells_mnist_setup():

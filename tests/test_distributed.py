@@ -16,7 +16,7 @@ SETTINGS = ["model.layer_type=lrt", "model.hidden_units=64", "train.lr=0.003", "
 
 def launch(tmp_path, processes: int, batch: int, *extra: str, resume: bool = False) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(processes), "--log_dir", str(tmp_path / "launch")]
-    cmd += [os.path.join(REPO, "main.py"), "--mode", "train", "--json"] + (["--resume"] if resume else [])
+    cmd += [os.path.join(REPO, "main.py"), "--config", os.path.join(REPO, "conf", "bayescnn_base.yaml"), "--mode", "train", "--json"] + (["--resume"] if resume else [])
     for item in small_overrides(tmp_path, *SETTINGS, f"train.batch_size={batch}", *extra):
         cmd += ["-o", item]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
@@ -24,7 +24,7 @@ def launch(tmp_path, processes: int, batch: int, *extra: str, resume: bool = Fal
 
 
 def single(tmp_path, batch: int, *extra: str) -> dict:
-    cmd = [sys.executable, os.path.join(REPO, "main.py"), "--mode", "train", "--json"]
+    cmd = [sys.executable, os.path.join(REPO, "main.py"), "--config", os.path.join(REPO, "conf", "bayescnn_base.yaml"), "--mode", "train", "--json"]
     for item in small_overrides(tmp_path, *SETTINGS, f"train.batch_size={batch}", *extra):
         cmd += ["-o", item]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=dict(os.environ, PYTHONWARNINGS="ignore"), timeout=300)

@@ -38,7 +38,7 @@ def _overrides(run_dir, layer_type):
 def exported(request, tmp_path_factory):
     """An untrained net of each layer type, its weights saved, exported: (cfg, net, export result)."""
     run_dir = tmp_path_factory.mktemp(request.param)
-    cfg = load_config(os.path.join(REPO, "conf", "base.yaml"), _overrides(run_dir, request.param))
+    cfg = load_config(os.path.join(REPO, "conf", "bayescnn_base.yaml"), _overrides(run_dir, request.param))
     seed_everything(cfg.seed)
     atomic_save(build_net(cfg).state_dict(), cfg.eval.weights)
     result = export(cfg)
@@ -50,7 +50,7 @@ def exported(request, tmp_path_factory):
 
 def _fixture_images() -> np.ndarray:
     names = sorted(os.listdir(IMAGES))
-    data_cfg = load_config(os.path.join(REPO, "conf", "base.yaml")).data
+    data_cfg = load_config(os.path.join(REPO, "conf", "bayescnn_base.yaml")).data
     return np.concatenate([load_image(os.path.join(IMAGES, n), data_cfg) for n in names])
 
 
@@ -120,7 +120,7 @@ def _o(overrides):
 def test_export_then_infer_answers_like_pred(tmp_path, capsys):
     # freq: pred's single pass and the mean model compute the same thing, so the answers can be compared exactly
     overrides = _o(_overrides(tmp_path, "freq"))
-    cfg = load_config(os.path.join(REPO, "conf", "base.yaml"), _overrides(tmp_path, "freq"))
+    cfg = load_config(os.path.join(REPO, "conf", "bayescnn_base.yaml"), _overrides(tmp_path, "freq"))
     atomic_save(build_net(cfg).state_dict(), cfg.eval.weights)
     code, out, err = _main(capsys, "--mode", "export", *overrides)
     assert code == 0, err
@@ -169,7 +169,7 @@ def test_a_missing_export_is_a_one_line_error_naming_the_fix(tmp_path, capsys):
 def test_conv_nets_with_the_mixture_prior_export_too(tmp_path, layer_type):
     # conv2d checks the weight's channels when traced, and the mixture's Monte-Carlo KL must stay out of the program
     cfg = load_config(
-        os.path.join(REPO, "conf", "base.yaml"),
+        os.path.join(REPO, "conf", "bayescnn_base.yaml"),
         _overrides(tmp_path, layer_type) + ["model.name=lenet", "data.input_size=32", "model.prior.type=mixture"],
     )
     net = build_net(cfg)

@@ -33,7 +33,7 @@ def _same_weights(a, b):
 
 def _killed_run(tmp_path, kill_code: str, *extra: str) -> int:
     """Train 3 epochs in a child process that kills itself with SIGKILL where kill_code says."""
-    argv = ["--config", os.path.join(REPO, "conf/base.yaml"), "--mode", "train"]
+    argv = ["--config", os.path.join(REPO, "conf/bayescnn_base.yaml"), "--mode", "train"]
     for item in small_overrides(tmp_path, "train.num_epochs=3", "train.batch_size=50", *extra):
         argv += ["-o", item]
     code = f"""
@@ -145,7 +145,7 @@ def test_non_finite_weights_are_refused_by_every_mode_that_loads_them_and_a_nan_
     signs = np.where(np.arange(32) % 2, 1.0, -1.0)[:, None] * np.ones((1, 10))
     net.fc3.weight_mu.set_value(paddle.to_tensor((3e38 * signs).astype("float32")))  # inf - inf: NaN logits
     atomic_save(net.state_dict(), str(tmp_path / "huge.pdparams"))
-    done = subprocess.run([sys.executable, "main.py", "--config", "conf/base.yaml", "--mode", "eval", "--weights", str(tmp_path / "huge.pdparams"),
+    done = subprocess.run([sys.executable, "main.py", "--config", "conf/bayescnn_base.yaml", "--mode", "eval", "--weights", str(tmp_path / "huge.pdparams"),
                            *sum((["-o", o] for o in small_overrides(tmp_path)), [])], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "error: scoring gave NLL nan" in done.stderr and "Traceback" not in done.stderr
     assert issubclass(NonFiniteScore, Exception)

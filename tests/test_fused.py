@@ -222,7 +222,7 @@ def train_step_results(layer_type, use_fused, monkeypatch, sample=True, prior="g
     # NumPy's noise both times, composed by Paddle: only the posterior's path differs
     monkeypatch.setattr(fused, "standard_normal", lambda *args: None)
     monkeypatch.setattr(fused, "normal_sample", lambda *args: None)
-    cfg = load_config("conf/base.yaml", [f"model.layer_type={layer_type}", "model.hidden_units=64", "model.prior.mu=0.05", f"model.prior.type={prior}"])
+    cfg = load_config("conf/bayescnn_base.yaml", [f"model.layer_type={layer_type}", "model.hidden_units=64", "model.prior.mu=0.05", f"model.prior.type={prior}"])
     seed_everything(0)
     net = build_net(cfg)
     net.set_sampling(sample)

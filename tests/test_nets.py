@@ -10,7 +10,7 @@ SHAPES = [(1, 28), (1, 32), (3, 32)]  # MNIST as is, MNIST resized, CIFAR
 
 
 def _model_cfg(name, layer_type):
-    return load_config(f"{REPO}/conf/base.yaml", [f"model.name={name}", f"model.layer_type={layer_type}", "model.hidden_units=64"]).model
+    return load_config(f"{REPO}/conf/bayescnn_base.yaml", [f"model.name={name}", f"model.layer_type={layer_type}", "model.hidden_units=64"]).model
 
 
 @pytest.mark.parametrize("layer_type", list(LAYER_TYPES))
@@ -29,7 +29,7 @@ def test_every_net_gives_logits_and_a_kl(name, layer_type, channels, size):
 
 
 def test_2fc_1200_has_blundells_2_4_million_weights():
-    net = build_model(load_config(f"{REPO}/conf/base.yaml", ["model.layer_type=freq"]).model, 1, 28, 10)
+    net = build_model(load_config(f"{REPO}/conf/bayescnn_base.yaml", ["model.layer_type=freq"]).model, 1, 28, 10)
     weights = sum(int(p.size) for p in net.parameters() if len(p.shape) == 2)
     biases = sum(int(p.size) for p in net.parameters() if len(p.shape) == 1)
     assert (weights, biases) == (2_392_800, 2_410)
@@ -56,6 +56,6 @@ def test_build_net_sizes_the_net_for_the_data_set():
 
 
 def test_softplus_activation():
-    cfg = load_config(f"{REPO}/conf/base.yaml", ["model.activation=softplus", "model.hidden_units=8"]).model
+    cfg = load_config(f"{REPO}/conf/bayescnn_base.yaml", ["model.activation=softplus", "model.hidden_units=8"]).model
     net = build_model(cfg, 1, 28, 10)
     assert isinstance(net.act1, paddle.nn.Softplus)

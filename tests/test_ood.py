@@ -37,7 +37,7 @@ def ood_overrides(tmp_path, *extra):
 
 
 def run_cli(*args, overrides):
-    cmd = [sys.executable, os.path.join(REPO, "main.py"), *args]
+    cmd = [sys.executable, os.path.join(REPO, "main.py"), "--config", os.path.join(REPO, "conf", "bayescnn_base.yaml"), *args]
     for item in overrides:
         cmd += ["-o", item]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
@@ -53,10 +53,10 @@ def checkpoints(tmp_path_factory):
     from utils.runtime import RunPaths
 
     tmp_path = tmp_path_factory.mktemp("ood")
-    cfg = load_config(os.path.join(REPO, "conf", "base.yaml"), ood_overrides(tmp_path))
+    cfg = load_config(os.path.join(REPO, "conf", "bayescnn_base.yaml"), ood_overrides(tmp_path))
     atomic_save(build_net(cfg).state_dict(), RunPaths(cfg).best)
     twin = str(tmp_path / "twin_freq.pdparams")
-    atomic_save(build_net(load_config(os.path.join(REPO, "conf", "base.yaml"), ood_overrides(tmp_path, "model.layer_type=freq"))).state_dict(), twin)
+    atomic_save(build_net(load_config(os.path.join(REPO, "conf", "bayescnn_base.yaml"), ood_overrides(tmp_path, "model.layer_type=freq"))).state_dict(), twin)
     return tmp_path, twin
 
 
@@ -106,7 +106,7 @@ def test_a_null_root_looks_in_paddles_cache(monkeypatch, tmp_path):
     from ood import load_sets
 
     monkeypatch.setenv("HOME", str(tmp_path))
-    cfg = load_config(os.path.join(REPO, "conf", "base.yaml"), small_overrides(tmp_path, "ood.sets=[fashion_mnist]"))
+    cfg = load_config(os.path.join(REPO, "conf", "bayescnn_base.yaml"), small_overrides(tmp_path, "ood.sets=[fashion_mnist]"))
     with pytest.raises(DataError, match=r"\.cache/paddle/dataset/fashion-mnist/t10k-images-idx3-ubyte\.gz"):
         load_sets(cfg, [])
 

@@ -81,3 +81,13 @@ def test_train_and_valid_losses_are_the_same_quantity_with_the_kl_weight_trained
     assert h["kl_weight"] == [pytest.approx(0.005)]
     assert h["valid_loss"][0] == pytest.approx(h["valid_nll"][0] + 0.005 * h["valid_kl"][0] / 500)
     assert abs(h["valid_loss"][0] - h["train_loss"][0]) < 1.0  # both about NLL; before, valid carried the whole KL
+
+
+def test_base_yaml_is_blundells_protocol_and_trains_on_the_fixtures(small_cfg):
+    import math
+
+    cfg = small_cfg(config="conf/base.yaml")
+    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size, cfg.train.beta_type) == ("sgd", 0.128, 100, "Standard")
+    assert (cfg.model.prior.type, cfg.model.prior.pi, cfg.model.posterior.init) == ("mixture", 0.75, "uniform")
+    summary = train(cfg)
+    assert summary["epochs"] == 1 and math.isfinite(summary["history"]["train_loss"][0]) and summary["history"]["kl_weight"] == [pytest.approx(1.0)]

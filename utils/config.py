@@ -78,6 +78,7 @@ RANGES = {
     "train.save_epochs": (1, None),
     "train.visual_epochs": (1, None),
     "eval.batch_size": (1, None),
+    "eval.samples": (1, None),
     "pred.samples": (1, None),
     "pred.topk": (1, None),
     "pred.reject_threshold": (0.0, None),
@@ -105,7 +106,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIST_OF_STR = ("data.csv.features",)
 
 # Keys whose default is null but that take a number when set.
-OPTIONAL_NUMBER = ("pred.reject_threshold",)
+OPTIONAL_NUMBER = ("pred.reject_threshold", "eval.samples")
 
 BASE_KEY = "_base_"
 
