@@ -59,3 +59,20 @@ def test_softplus_activation():
     cfg = load_config(f"{REPO}/conf/bayescnn_base.yaml", ["model.activation=softplus", "model.hidden_units=8"]).model
     net = build_model(cfg, 1, 28, 10)
     assert isinstance(net.act1, paddle.nn.Softplus)
+
+
+def test_a_net_added_to_the_registry_is_a_choice_of_every_mode(monkeypatch, small_cfg):
+    """The README's 'Extending' example: the class and one NETS entry, nothing else."""
+    from model.layers.base import FlattenLayer, ModuleWrapper
+    from model.nets import NETS
+
+    class OneFC(ModuleWrapper):
+        def __init__(self, linear, conv, act, in_channels, input_size, num_classes, hidden_units=1200):
+            super().__init__()
+            self.flatten = FlattenLayer()
+            self.fc1 = linear(in_channels * input_size * input_size, num_classes)
+
+    monkeypatch.setitem(NETS, "1fc", (OneFC, ()))
+    net = build_net(small_cfg("model.name=1fc"))
+    logits, kl = net(paddle.randn([2, 1, 28, 28]))
+    assert logits.shape == [2, 10] and float(kl) > 0

@@ -30,17 +30,17 @@ BETA_TYPES = ("Blundell", "Standard", "Soenderby")
 CHOICES = {
     "device": ("auto", "cpu", "gpu"),
     "data.name": ("mnist", "fashion_mnist", "cifar10", "cifar100", "toy_cubic", "csv"),
-    "model.name": tuple(NETS),
-    "model.layer_type": tuple(LAYER_TYPES),
+    "model.name": NETS,  # the registries themselves: a net added to one is allowed at once
+    "model.layer_type": LAYER_TYPES,
     "model.activation": ("relu", "softplus"),
-    "model.prior.type": tuple(PRIORS),
+    "model.prior.type": PRIORS,
     "model.likelihood": ("categorical", "gaussian"),
     "model.noise": ("fixed", "learned"),
     "pred.reject_score": tuple(n for n in SCORE_NAMES if n not in CONFIDENCE_SCORES),  # "above T" = less sure
     "export.infer_form": ("mc", "mean"),
     "eval.split": ("test", "valid"),
-    "train.optimizer": tuple(OPTIMIZERS),
-    "train.lr_schedule": tuple(SCHEDULES),
+    "train.optimizer": OPTIMIZERS,
+    "train.lr_schedule": SCHEDULES,
     "model.posterior.init": tuple(INITIALIZERS),
     "prune.ranking": RANKINGS,
     "pred.invert": INVERT_CHOICES,
