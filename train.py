@@ -59,7 +59,7 @@ def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, sam
             )
         loss.backward()
         optimizer.step()
-        optimizer.clear_grad()
+        optimizer.clear_grad(set_to_zero=False)  # drop the gradients: no pass writing zeros over them
 
         batch = labels.shape[0]
         n += batch

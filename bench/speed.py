@@ -73,7 +73,7 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
         loss = elbo_loss(log_probs, y, kl, 1 / 390, 390, 50000)
         loss.backward()
         optimizer.step()
-        optimizer.clear_grad()
+        optimizer.clear_grad(set_to_zero=False)  # drop the gradients: no pass writing zeros over them
         float(loss)
         sync()
         if step >= warmup:
