@@ -28,6 +28,11 @@ def test_the_users_own_value_wins_and_the_projects_variable_turns_it_off():
     assert value is None and f"{OPT_OUT}=0" in line
 
 
+def test_a_value_set_by_this_module_in_a_parent_process_is_reported_as_ours():
+    value, line = decide({VARIABLE: AVX2_PATH, "BBB_FAST_BLAS_SET": AVX2_PATH}, *AMD_AVX2)
+    assert value is None and "set by bbb-paddle" in line
+
+
 def test_cpuinfo_is_read_for_vendor_and_flags(tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2\n\nprocessor\t: 1\nvendor_id\t: other\n")
@@ -44,7 +49,7 @@ def _environment_after_main_imports(env):
 
 
 def test_main_sets_it_before_paddle_loads_and_a_launch_worker_inherits_or_sets_it_too():
-    env = {k: v for k, v in os.environ.items() if k not in (VARIABLE, OPT_OUT)}
+    env = {k: v for k, v in os.environ.items() if k not in (VARIABLE, OPT_OUT, "BBB_FAST_BLAS_SET")}
     expected = decide({}, *cpu_vendor_and_flags())[0]
     assert _environment_after_main_imports(env) == str(expected)
     # paddle.distributed.launch's workers run main.py with the launcher's environment

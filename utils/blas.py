@@ -21,6 +21,7 @@ import sys
 VARIABLE = "MKL_DEBUG_CPU_TYPE"
 OPT_OUT = "BBB_FAST_BLAS"
 AVX2_PATH = "5"
+SET_HERE = "BBB_FAST_BLAS_SET"  # marks a value this module set, which child processes inherit
 
 
 def cpu_vendor_and_flags(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, set[str]]:
@@ -47,6 +48,8 @@ def cpu_vendor_and_flags(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, set[str]]
 def decide(environ: dict, vendor: str, flags: set[str]) -> tuple[str | None, str]:
     """(the value to set MKL_DEBUG_CPU_TYPE to, or None to leave it; one line that
     says which path MKL will take and why)."""
+    if VARIABLE in environ and environ.get(SET_HERE) == environ[VARIABLE]:
+        return None, f"MKL path: AVX2 kernels on this {vendor or 'CPU'} ({VARIABLE}={environ[VARIABLE]}, set by bbb-paddle; {OPT_OUT}=0 turns this off)"
     if VARIABLE in environ:
         return None, f"MKL path: {VARIABLE}={environ[VARIABLE]} as set by the user"
     if environ.get(OPT_OUT, "1").strip().lower() in ("0", "false", "no", "off"):
@@ -65,7 +68,7 @@ def use_fast_blas(environ: dict | None = None) -> str:
     environ = os.environ if environ is None else environ
     value, line = decide(environ, *cpu_vendor_and_flags())
     if value is not None:
-        environ[VARIABLE] = value
+        environ[VARIABLE] = environ[SET_HERE] = value
         if "paddle" in sys.modules:  # MKL read its setting when Paddle loaded
             line += " [too late: Paddle was already imported]"
     return line
