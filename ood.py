@@ -23,6 +23,7 @@ from data import build_test_loader
 from data.ood_sets import NAMED_SETS, load_ood_images, named_set_folder
 from data.tabular import require_image_data
 from model.mc import loader_logits
+from model.scoring import NonFiniteScore
 from model.nets import build_net
 from utils.checkpoint import load_weights
 from utils.errors import UserError
@@ -148,6 +149,8 @@ def run_ood(cfg, weights: str | None = None, samples: int | None = None, image_f
         start = time.time()
         seed_everything(cfg.seed)  # the same noise for every run of the command
         in_logits = loader_logits(model, _batches(in_images, cfg.ood.batch_size), passes)
+        if not np.isfinite(in_logits).all():
+            raise NonFiniteScore(f"the outputs of {path} are not finite: the weights are finite but overflow (weights from a training that blew up); use an earlier checkpoint")
         in_scores = uncertainty_scores(in_logits)
         predicted = pass_probabilities(in_logits, "softmax").mean(axis=0).argmax(axis=-1)
         error = 100.0 * float((predicted != in_labels).mean())

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import numpy as np
 import paddle
 from tqdm import tqdm
 
@@ -12,6 +13,7 @@ from data.datasets import expand_image_paths, read_photo
 from data.tabular import require_image_data
 from model.mc import mc_logits
 from model.nets import load_trained_net
+from model.scoring import NonFiniteScore
 from utils.answers import describe, judge, plot_result
 from utils.errors import ImageError
 from utils.runtime import prepare
@@ -45,6 +47,8 @@ def predict(
             continue
         x = paddle.to_tensor(array)
         logits = mc_logits(model, x, samples)[:, 0, :].numpy()
+        if not np.isfinite(logits).all():
+            raise NonFiniteScore(f"the net's outputs for {image_path} are not finite: the weights are finite but overflow (weights from a training that blew up); use an earlier checkpoint")
         result = judge({"path": image_path, "samples": samples, **notes, **describe(logits, cfg.pred.topk)}, logits, cfg.pred.reject_score, threshold)
         if plot:
             result["plot"] = plot_result(result, x.numpy()[0], logits, cfg.output.image_dir, plotted)

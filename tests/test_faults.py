@@ -148,6 +148,10 @@ def test_non_finite_weights_are_refused_by_every_mode_that_loads_them_and_a_nan_
     done = subprocess.run([sys.executable, "main.py", "--config", "conf/bayescnn_base.yaml", "--mode", "eval", "--weights", str(tmp_path / "huge.pdparams"),
                            *sum((["-o", o] for o in small_overrides(tmp_path)), [])], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "error: scoring gave NLL nan" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "main.py", "--config", "conf/bayescnn_base.yaml", "--mode", "pred", "--weights", str(tmp_path / "huge.pdparams"),
+                           "--image", os.path.join(REPO, "tests", "fixtures", "images", "mnist_0_7.png"), *sum((["-o", o] for o in small_overrides(tmp_path)), [])],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "are not finite" in done.stderr and "Traceback" not in done.stderr
     assert issubclass(NonFiniteScore, Exception)
 
 
