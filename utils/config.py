@@ -23,6 +23,7 @@ from model.nets import LAYER_TYPES, NETS
 from model.pruning import RANKINGS
 from utils.errors import ConfigError
 from utils.legacy_config import is_legacy, translate
+from utils.trees import flatten, set_dotted
 from utils.uncertainty import CONFIDENCE_SCORES, SCORE_NAMES
 
 BETA_TYPES = ("Blundell", "Standard", "Soenderby")
@@ -191,12 +192,12 @@ def translated_tree(path: str) -> dict | None:
 
 
 def _merge(base: dict, update: dict, source: str, prefix: str = "", every_key: Iterable[str] | None = None) -> dict:
-    every_key = list(_flatten(base)) if every_key is None else every_key  # for suggestions from other sections
+    every_key = list(flatten(base)) if every_key is None else every_key  # for suggestions from other sections
     merged = copy.deepcopy(base)
     for key, value in update.items():
         dotted = prefix + key
         if key not in merged:
-            _unknown_key(dotted, _flatten(base, prefix), source, every_key)
+            _unknown_key(dotted, flatten(base, prefix), source, every_key)
         if isinstance(merged[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{dotted} in {source} must be a section of keys ({', '.join(merged[key])})")
@@ -204,16 +205,6 @@ def _merge(base: dict, update: dict, source: str, prefix: str = "", every_key: I
         else:
             merged[key] = value
     return merged
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, prefix + key + "."))
-        else:
-            flat[prefix + key] = value
-    return flat
 
 
 def _unknown_key(dotted: str, known: Iterable[str], source: str, every_key: Iterable[str] = ()) -> None:
@@ -365,16 +356,12 @@ def load_config(path: str, overrides: Iterable[str] = (), base_path: str | None 
     schema = _read_yaml(base_path)
     schema.pop(BASE_KEY, None)
     tree = _merge(schema, _load_with_bases(path, notes=notes), path)
-    for dotted in PATH_KEYS:
-        *sections, leaf = dotted.split(".")
-        node = tree
-        for section in sections:
-            node = node[section]
-        if isinstance(node[leaf], str) and not os.path.isabs(os.path.expanduser(node[leaf])):
-            node[leaf] = os.path.normpath(os.path.join(REPO, node[leaf]))
+    for dotted, value in flatten(tree).items():
+        if dotted in PATH_KEYS and isinstance(value, str) and not os.path.isabs(os.path.expanduser(value)):
+            set_dotted(tree, dotted, os.path.normpath(os.path.join(REPO, value)))
     tree = _merge(tree, parse_overrides(overrides), "the -o overrides")
-    defaults = _flatten(schema)
-    for dotted, value in _flatten(tree).items():
+    defaults = flatten(schema)
+    for dotted, value in flatten(tree).items():
         _check_value(dotted, value, defaults[dotted])
     cfg = _to_config(tree)
     _check_consistency(cfg)

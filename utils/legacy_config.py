@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from utils.errors import ConfigError
+from utils.trees import flatten, set_dotted
 
 DATA_NAMES = {"mnist": "mnist", "fashionmnist": "fashion_mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10", "cifar100": "cifar100"}
 CHANNELS = {"mnist": 1, "fashion_mnist": 1, "cifar10": 3, "cifar100": 3}
@@ -53,26 +54,9 @@ def is_legacy(tree: dict) -> bool:
     return "hparas" in tree or isinstance(tree.get("model"), dict) and "priors" in tree["model"]
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
-def _set(tree: dict, dotted: str, value) -> None:
-    *sections, leaf = dotted.split(".")
-    for section in sections:
-        tree = tree.setdefault(section, {})
-    tree[leaf] = value
-
-
 def translate(tree: dict, path: str) -> tuple[dict, str]:
     """(the same settings in this project's keys, one line saying what was done)."""
-    old = _flatten(tree)
+    old = flatten(tree)
     conf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
     # From the Bayesian-CNN settings (Adam with a per-epoch decay, a Gaussian prior, normal
     # initialisation), which the port fixed in code; stated too, so that no later default alters them.
@@ -83,7 +67,7 @@ def translate(tree: dict, path: str) -> tuple[dict, str]:
     if name not in DATA_NAMES:
         raise ConfigError(f"{path}: data.name {name!r} of the earlier port is not a data set here ({', '.join(sorted(set(DATA_NAMES.values())))})")
     data = DATA_NAMES[name]
-    _set(new, "data.name", data)
+    set_dotted(new, "data.name", data)
     if "data.input_size" in old:
         size = old.pop("data.input_size")
         if isinstance(size, list) and len(size) == 3:
@@ -91,29 +75,29 @@ def translate(tree: dict, path: str) -> tuple[dict, str]:
             if channels != CHANNELS[data] or height != width:
                 raise ConfigError(f"{path}: data.input_size {size} does not fit {data} ({CHANNELS[data]} channels, square images); this project takes [channels, n, n]")
             size = height
-        _set(new, "data.input_size", size)
+        set_dotted(new, "data.input_size", size)
     if "data.class_dim" in old and old.pop("data.class_dim") != CLASSES[data]:
         raise ConfigError(f"{path}: data.class_dim must be {CLASSES[data]} for {data} (the number of classes follows from the data set here)")
     if "model.name" in old or "model.net_type" in old:
         net = str(old.pop("model.name", None) or old.pop("model.net_type")).lower()
         if net not in NET_NAMES:
             raise ConfigError(f"{path}: model.name {net!r} is not a net here ({', '.join(sorted(set(NET_NAMES.values())))})")
-        _set(new, "model.name", NET_NAMES[net])
+        set_dotted(new, "model.name", NET_NAMES[net])
     if "hparas.learning_strategy.weight_decay" in old:
         # The port's loss is N x (this project's per-sample loss) in its data term, and its Adam
         # adds weight_decay x w to that gradient: per sample, the same decay is weight_decay / N.
         valid = old.get("data.valid_size", 10000)
         n_train = TRAIN_IMAGES[data] - (valid if valid >= 1 else round(valid * TRAIN_IMAGES[data]))
-        _set(new, "train.weight_decay", float(old.pop("hparas.learning_strategy.weight_decay")) / n_train)
+        set_dotted(new, "train.weight_decay", float(old.pop("hparas.learning_strategy.weight_decay")) / n_train)
     load_name, save_dir = (old.pop(key, None) for key in PLACES)
     if load_name:
         base_dir = os.path.dirname(os.path.abspath(path))
-        _set(new, "eval.weights", os.path.normpath(os.path.join(base_dir, save_dir or ".", load_name)))
+        set_dotted(new, "eval.weights", os.path.normpath(os.path.join(base_dir, save_dir or ".", load_name)))
     for key, value in old.items():
         if key in SAME_VALUE:
             if key.endswith("_initial") and isinstance(value, (list, tuple)):
                 value = [float(v) for v in value]
-            _set(new, SAME_VALUE[key], value)
+            set_dotted(new, SAME_VALUE[key], value)
         else:
             unknown.append(key)
     if unknown:

@@ -3,6 +3,7 @@ with, and a resumed run is compared with it before any work."""
 from __future__ import annotations
 
 from utils.errors import UserError
+from utils.trees import flatten
 
 # The net's shape and the data it reads: a resumed run cannot change them.
 SHAPE_KEYS = (
@@ -19,20 +20,10 @@ class ResumeError(UserError):
     pass
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
 def config_changes(trained: dict, now: dict) -> tuple[list[str], list[str]]:
     """(shape keys that differ, other training keys that differ) between the config
     a last state was trained with and the one given now, each 'key: old -> new'."""
-    old, new = _flatten(trained), _flatten(now)
+    old, new = flatten(trained), flatten(now)
     shape, other = [], []
     for key in sorted(set(old) | set(new)):
         if old.get(key) == new.get(key) or key.startswith(FREE_PREFIXES) or key == "run_name" or key.startswith("output."):
