@@ -14,16 +14,17 @@ from paddle.io import Dataset
 
 
 class ArrayDataset(Dataset):
-    """(images [N, C, H, W] float32, labels [N] int64) as a Dataset."""
+    """Inputs x [N, ...] float32 with their targets y [N], as (x[i], y[i]) pairs: image sets
+    held in memory here, and the tabular sets (data/tabular.py)."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        self.images, self.labels = images, labels
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        self.x, self.y = x, y
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.x)
 
     def __getitem__(self, i):
-        return self.images[i], self.labels[i]
+        return self.x[i], self.y[i]
 
 
 class InMemoryLoader:
@@ -32,8 +33,8 @@ class InMemoryLoader:
 
     def __init__(self, dataset: ArrayDataset, batch_size: int, shuffle: bool):
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
-        self._images = paddle.to_tensor(dataset.images)
-        self._labels = paddle.to_tensor(dataset.labels)
+        self._images = paddle.to_tensor(dataset.x)
+        self._labels = paddle.to_tensor(dataset.y)
 
     def __len__(self) -> int:
         return -(-len(self.dataset) // self.batch_size)
@@ -57,8 +58,8 @@ def materialise(raw: Dataset, indices: np.ndarray, transform, vectorised: tuple 
     images already at their native size; then the raw pixel arrays are normalised
     in one NumPy expression, the same float32 arithmetic as paddle's Normalize.
     """
-    labels = np.asarray([int(np.asarray(raw.labels[i]).reshape(-1)[0]) for i in indices], dtype="int64") if hasattr(raw, "labels") else None
     if vectorised is not None and hasattr(raw, "images"):
+        labels = np.asarray([int(np.asarray(raw.labels[i]).reshape(-1)[0]) for i in indices], dtype="int64")
         mean, std = (np.float32(np.array(v).reshape(-1, 1, 1)) for v in vectorised)
         side = int(round(np.sqrt(np.asarray(raw.images[0]).size)))
         pixels = np.stack([raw.images[i] for i in indices]).astype("float32").reshape(len(indices), 1, side, side)

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from paddle.io import Dataset
 
 from data.csv_table import read_columns
+from data.in_memory import ArrayDataset
 from data.splits import split_indices
 from data.toy import toy_cubic
 from utils.errors import ConfigError, DataError
@@ -134,19 +134,6 @@ def load_tabular(cfg) -> TabularData:
         standardise(test_x), _class_indices(test_y, classes, test_path, target, test_lines),
         mean, std, classes=classes,
     )
-
-
-class ArrayDataset(Dataset):
-    """Rows of x with their targets, as (float32 [F], scalar target) pairs."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray):
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], self.y[i]
 
 
 def tabular_train_valid_sets(cfg, rank: int = 0, world_size: int = 1) -> tuple[ArrayDataset, ArrayDataset]:
