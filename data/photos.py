@@ -48,10 +48,11 @@ def as_trained(image: Image.Image, dark_background: bool, invert: str = "auto") 
     if not dark_background or invert == "never":
         return image, notes
     gray = np.asarray(image.convert("L"), dtype=np.float64)
-    if invert == "always" or _border_level(gray) > 127:
+    level = _border_level(gray)
+    if invert == "always" or level > 127:
         inverted = 255.0 - gray
         # paper is seldom white: its level becomes the black of the training images
-        background, top = _border_level(inverted), inverted.max()
+        background, top = 255.0 - level, inverted.max()
         stretched = np.clip((inverted - background) * 255.0 / max(top - background, 1.0), 0, 255)
         image = Image.fromarray(stretched.astype(np.uint8), mode="L")
         notes["inverted"] = True

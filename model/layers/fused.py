@@ -95,29 +95,27 @@ def _library(directory: str) -> str:
 def _compile(directory: str):
     """Build the operators into a folder beside `directory`, then rename it into
     place: a process never loads a half-written library."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from paddle.utils.cpp_extension import load
-
-    logging.getLogger("bbb").info("building the C++ operators once for this environment (about 30 s) into %s", directory)
     import glob
     import shutil
 
+    with _quietly():
+        from paddle.utils.cpp_extension import load
+
+    logging.getLogger("bbb").info("building the C++ operators once for this environment (about 30 s) into %s", directory)
     for stale in glob.glob(f"{directory}.building-*"):  # a build that was killed (the lock says none runs now)
         shutil.rmtree(stale, ignore_errors=True)
     staging = f"{directory}.building-{os.getpid()}"
     os.makedirs(staging, exist_ok=True)
-    # Paddle prints its progress on stdout, which some commands use for their
-    # results, and warns about ccache and (2.6) its own deprecated calls.
-    quiet_child = dict(os.environ)
+    before = os.environ.get("PYTHONWARNINGS")
     os.environ["PYTHONWARNINGS"] = "ignore"  # the compiler runs in a child Python, which warns about ccache too
     try:
-        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings(), _quiet_paddle_logs():
-            warnings.simplefilter("ignore")
+        with _quietly():
             module = load(name=NAME, sources=SOURCES, extra_cxx_cflags=FLAGS, extra_ldflags=["-pthread"], build_directory=staging)
     finally:
-        os.environ.clear()
-        os.environ.update(quiet_child)
+        if before is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = before
     try:
         os.rename(staging, directory)
     except OSError:  # a folder already there: keep it
@@ -126,24 +124,28 @@ def _compile(directory: str):
 
 
 @contextlib.contextmanager
-def _quiet_paddle_logs():
-    """Paddle logs 'using custom operator only' on every load, twice (its handler and the root's)."""
+def _quietly():
+    """Around Paddle's extension code: it prints its progress on stdout, which some
+    commands use for their results; it warns about ccache and (2.6) its own
+    deprecated calls; and it logs 'using custom operator only' on every load, twice
+    (its handler and the root's)."""
     loggers = [logging.getLogger(name) for name in ("utils.cpp_extension", "paddle.utils.cpp_extension")]
     levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
 
 
 def _build():
     import fcntl  # POSIX only; elsewhere the ImportError means the Paddle path
 
-    with warnings.catch_warnings():  # importing it warns about ccache, which only a build could use
-        warnings.simplefilter("ignore")
+    with _quietly():
         from paddle.utils.cpp_extension.extension_utils import _import_module_from_library
 
     directory = build_directory()
@@ -153,8 +155,7 @@ def _build():
             fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; released when the file closes
             if not os.path.isfile(_library(directory)):
                 return _compile(directory)
-    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings(), _quiet_paddle_logs():
-        warnings.simplefilter("ignore")
+    with _quietly():
         return _import_module_from_library(NAME, os.path.join(directory, NAME), False)
 
 
