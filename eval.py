@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 
+import paddle
+
 from data import build_test_loader, build_train_valid_loaders
 from model.nets import load_trained_net
-from model.scoring import score
+from model.scoring import score_with_calibration
 from model.regression_eval import evaluate_regression
 from utils.runtime import prepare
 
@@ -33,9 +35,11 @@ def evaluate(cfg, weights: str | None = None, plot: bool = False) -> dict:
     samples = cfg.eval.samples or cfg.train.valid_ens
     if model.is_bayesian:
         model.set_sampling(True)
-        results["mc"] = dict(score(model, loader, samples, calibration_bins=bins), samples=samples)
+        results["mc"] = dict(score_with_calibration(model, loader, samples, bins), samples=samples)
         model.set_sampling(False)
-    results["mean"] = score(model, loader, 1, calibration_bins=bins)
+        with paddle.no_grad():
+            results["kl"] = float(model.kl())  # KL(q || p) of the posterior, in nats
+    results["mean"] = score_with_calibration(model, loader, 1, bins)
     for kind in ("mc", "mean"):
         if kind in results:
             r = results[kind]

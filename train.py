@@ -47,7 +47,7 @@ def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, sam
     for i, (images, labels) in enumerate(progress):
         reader_cost += time.perf_counter() - tick
         beta = kl_weight(cfg.train.beta_type, i, num_batches, epoch, cfg.train.num_epochs)
-        outputs, kl = likelihood.mc_outputs(net, images, samples)
+        outputs, kl = likelihood.mc_outputs_and_kl(net, images, samples)
         loss = elbo_loss(outputs, labels, kl, beta, num_batches, num_train, likelihood.nll)
         loss_value = float(loss)
         if group.parallel:  # every process must see the same value, or one stops while the others wait for it
@@ -183,13 +183,15 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
             tr = train_one_epoch(net, train_loader, optimizer, cfg, epoch, num_train, samples, group, paths)
             scheduler.step()
             try:
-                va = score(model, valid_loader, cfg.train.valid_ens if model.is_bayesian else 1, num_train, group=group)
+                va = score(model, valid_loader, cfg.train.valid_ens if model.is_bayesian else 1, group=group)
             except NonFiniteScore:
                 va = {"loss": math.nan, "nll": math.nan}
-            _require_finite(model, va, epoch, paths)
-            seconds = time.perf_counter() - started
+            with paddle.no_grad():
+                va["kl"] = float(model.kl())  # one estimate of the posterior's KL, the same for every validation image
             c = epoch_kl_weight(cfg.train.beta_type, len(train_loader), epoch, cfg.train.num_epochs) if model.is_bayesian else 0.0
             va["loss"] = va["nll"] + c * va["kl"] / num_train  # the quantity the training loss is: NLL + c KL / N
+            _require_finite(model, va, epoch, paths)
+            seconds = time.perf_counter() - started
 
             row = {"epoch": epoch + 1, "lr": lr, "epoch_seconds": seconds, "kl_weight": c}
             row.update({f"train_{k}": tr[k] for k in ("loss", "nll", likelihood.metric, "kl")})

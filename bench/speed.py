@@ -45,7 +45,7 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
     import paddle
 
     from model.elbo import elbo_loss
-    from model.mc import mc_log_probs
+    from model.mc import mc_log_probs, mc_log_probs_and_kl
     from model.nets import build_net
     from model.optimizers import make_optimizer
     from utils.config import load_config
@@ -69,7 +69,7 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
     for step in range(warmup + steps):
         sync()
         start = time.perf_counter()
-        log_probs, kl = mc_log_probs(model, x, 1)
+        log_probs, kl = mc_log_probs_and_kl(model, x, 1)
         loss = elbo_loss(log_probs, y, kl, 1 / 390, 390, 50000)
         loss.backward()
         optimizer.step()
@@ -86,7 +86,7 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
         mc_log_probs(model, x_eval, samples)  # warm-up
         sync()
         start = time.perf_counter()
-        float(mc_log_probs(model, x_eval, samples)[0].sum())
+        float(mc_log_probs(model, x_eval, samples).sum())
         sync()
         eval_seconds = time.perf_counter() - start
 

@@ -17,7 +17,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from model.layers.priors import normal_log_prob
-from model.mc import log_mean_exp, mc_log_probs
+from model.mc import log_mean_exp, mc_log_probs, mc_log_probs_and_kl
 
 
 class Categorical:
@@ -28,8 +28,12 @@ class Categorical:
     best_key = "acc"
     worst = -1.0
 
-    def mc_outputs(self, model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, paddle.Tensor]:
-        """Log predictive probabilities [B, C] averaged over the passes, and the KL."""
+    def mc_outputs_and_kl(self, model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, paddle.Tensor]:
+        """A training step's: log predictive probabilities [B, C] averaged over the passes, and the KL."""
+        return mc_log_probs_and_kl(model, x, samples)
+
+    def mc_outputs(self, model, x: paddle.Tensor, samples: int) -> paddle.Tensor:
+        """Log predictive probabilities [B, C] averaged over the passes (no KL)."""
         return mc_log_probs(model, x, samples)
 
     def nll(self, outputs: paddle.Tensor, labels: paddle.Tensor, reduction: str = "mean") -> paddle.Tensor:
@@ -91,14 +95,18 @@ class Gaussian:
         """sigma in standardised units."""
         return float(self.noise.std()[0])
 
-    def mc_outputs(self, model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, paddle.Tensor]:
-        """The outputs of every pass [T, B, 2] (mean, noise std), and the KL averaged over the passes."""
+    def mc_outputs_and_kl(self, model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, paddle.Tensor]:
+        """A training step's: the outputs of every pass [T, B, 2] (mean, noise std), and the KL averaged over the passes."""
         outputs, kls = [], []
         for _ in range(samples):
             out, kl = model(x)
             outputs.append(out)
             kls.append(kl)
         return paddle.stack(outputs), paddle.stack(kls).mean()
+
+    def mc_outputs(self, model, x: paddle.Tensor, samples: int) -> paddle.Tensor:
+        """The outputs of every pass [T, B, 2] (no KL)."""
+        return paddle.stack([model.logits(x) for _ in range(samples)])
 
     def nll(self, outputs: paddle.Tensor, labels: paddle.Tensor, reduction: str = "mean") -> paddle.Tensor:
         """-log of the likelihood averaged over the passes (a mixture of Gaussians), per sample."""

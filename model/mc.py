@@ -1,8 +1,11 @@
 """Monte-Carlo forward passes of a Bayesian net.
 
-Training and the error need the passes averaged (`mc_log_probs`); the
+Training needs the passes averaged with the KL of the same passes
+(`mc_log_probs_and_kl`), the error the average alone (`mc_log_probs`); the
 uncertainty scores need every pass, as logits (`mc_logits`, `loader_logits`):
-the 'normalized' method works on logits, not probabilities.
+the 'normalized' method works on logits, not probabilities. Only the training
+function asks the net for its KL (ModuleWrapper.forward); the others run
+ModuleWrapper.logits, which computes none.
 """
 from __future__ import annotations
 
@@ -18,9 +21,10 @@ def log_mean_exp(x: paddle.Tensor, axis: int = 0) -> paddle.Tensor:
     return paddle.logsumexp(x, axis=axis) - math.log(x.shape[axis])
 
 
-def mc_log_probs(model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, paddle.Tensor]:
-    """Monte-Carlo ensemble: log of the predictive probabilities averaged over `samples`
-    forward passes, and the KL averaged over the same passes."""
+def mc_log_probs_and_kl(model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, paddle.Tensor]:
+    """A training step's Monte-Carlo ensemble: log of the predictive probabilities
+    averaged over `samples` forward passes, and the KL averaged over the same passes.
+    `model` is the net or its paddle.DataParallel wrapper."""
     log_probs, kls = [], []
     for _ in range(samples):
         logits, kl = model(x)
@@ -31,10 +35,16 @@ def mc_log_probs(model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, 
     return log_mean_exp(paddle.stack(log_probs), axis=0), paddle.stack(kls).mean()
 
 
+def mc_log_probs(model, x: paddle.Tensor, samples: int) -> paddle.Tensor:
+    """Log of the predictive probabilities averaged over `samples` passes, without a KL."""
+    log_probs = [F.log_softmax(model.logits(x), axis=-1) for _ in range(samples)]
+    return log_probs[0] if samples == 1 else log_mean_exp(paddle.stack(log_probs), axis=0)
+
+
 @paddle.no_grad()
 def mc_logits(model, x: paddle.Tensor, samples: int) -> paddle.Tensor:
     """Logits of `samples` forward passes over the batch x: [samples, B, C]."""
-    return paddle.stack([model(x)[0] for _ in range(samples)])
+    return paddle.stack([model.logits(x) for _ in range(samples)])
 
 
 @paddle.no_grad()

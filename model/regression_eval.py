@@ -42,7 +42,7 @@ def pass_means(model, x: np.ndarray, passes: int, batch_size: int) -> np.ndarray
     chunks = []
     for start in range(0, len(x), batch_size):
         batch = paddle.to_tensor(x[start:start + batch_size])
-        chunks.append(paddle.stack([model(batch)[0][:, 0] for _ in range(distinct)]).numpy())  # column 0: the means
+        chunks.append(paddle.stack([model.logits(batch)[:, 0] for _ in range(distinct)]).numpy())  # column 0: the means
     return np.repeat(np.concatenate(chunks, axis=1), passes // distinct, axis=0)
 
 

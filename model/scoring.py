@@ -1,6 +1,7 @@
-"""Scoring a net on a whole loader: per-sample error and NLL, the KL, and how well
-its confidence is calibrated (ECE, Brier score, reliability bins). Training's
-validation, eval and prune use it."""
+"""Scoring a net on a whole loader: per-sample error and NLL (`score`), and how well
+its confidence is calibrated besides (ECE, Brier score, reliability bins:
+`score_with_calibration`). Training's validation, eval and prune use them; the
+passes compute no KL (ModuleWrapper.logits): the net's KL is `model.kl()`."""
 from __future__ import annotations
 
 import math
@@ -34,39 +35,43 @@ def calibration(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict:
     }
 
 
+def score(model, loader, samples: int, group=None) -> dict:
+    """Counted per sample over the whole loader: the mean NLL and the likelihood's
+    figure (accuracy and error for classes, RMSE for regression: model/likelihood.py),
+    each sample's prediction averaged over `samples` passes. Given a
+    utils.distributed.ProcessGroup whose processes each hold a shard of the data, the
+    counts are summed over all of them first."""
+    return _score(model, loader, samples, group, calibration_bins=None)
+
+
+def score_with_calibration(model, loader, samples: int, bins: int) -> dict:
+    """score() and, for classes, the calibration figures of calibration() in `bins` bins."""
+    return _score(model, loader, samples, None, calibration_bins=bins)
+
+
 @paddle.no_grad()
-def score(model, loader, samples: int, num_train: int | None = None, calibration_bins: int | None = None, group=None) -> dict:
-    """Counted per sample over the whole loader: the mean NLL, the likelihood's figure
-    (accuracy and error for classes, RMSE for regression: model/likelihood.py), the
-    KL, (given num_train) the negative ELBO per training sample, and (given
-    calibration_bins, classes only) the calibration figures of calibration(). Given a
-    utils.distributed.ProcessGroup whose processes each hold a shard of the
-    data, the counts are summed over all of them first."""
+def _score(model, loader, samples: int, group, calibration_bins: int | None) -> dict:
     model.eval()
     likelihood = likelihood_of(model)
-    n = batches = 0
-    nll_sum = fit = kl_sum = 0.0
+    n = 0
+    nll_sum = fit = 0.0
     kept_probs, kept_labels = [], []
     for inputs, targets in tqdm(loader, desc=f"scoring ({samples} {'pass' if samples == 1 else 'passes'})", leave=False, disable=None):  # a bar on a terminal only
-        outputs, kl = likelihood.mc_outputs(model, inputs, samples)
+        outputs = likelihood.mc_outputs(model, inputs, samples)
         nll_sum += float(likelihood.nll(outputs, targets, reduction="sum"))
         fit += likelihood.fit_sum(outputs, targets)
         n += targets.shape[0]
-        kl_sum += float(kl)
-        batches += 1
-        if calibration_bins:  # validation during training skips this
+        if calibration_bins and not likelihood.is_regression:
             kept_probs.append(paddle.exp(outputs).numpy())
             kept_labels.append(targets.numpy())
     if group is not None:
-        n, fit, nll_sum, kl_sum, batches = group.sum([n, fit, nll_sum, kl_sum, batches])
+        n, fit, nll_sum = group.sum([n, fit, nll_sum])
         n = int(n)
-    result = {"n": n, likelihood.metric: likelihood.metric_value(fit, n), "nll": nll_sum / n, "kl": kl_sum / max(batches, 1)}
+    result = {"n": n, likelihood.metric: likelihood.metric_value(fit, n), "nll": nll_sum / n}
     if not math.isfinite(result["nll"]):
         raise NonFiniteScore(f"scoring gave NLL {result['nll']}: the weights are finite but the net's outputs overflow (weights from a training that blew up); use an earlier checkpoint")
     if not likelihood.is_regression:
         result["error"] = 100.0 * (n - fit) / n  # fit: the number of right answers
-    if num_train:
-        result["loss"] = result["nll"] + result["kl"] / num_train
-    if calibration_bins:
+    if kept_probs:
         result.update(calibration(np.concatenate(kept_probs), np.concatenate(kept_labels), calibration_bins))
     return result

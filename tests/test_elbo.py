@@ -6,7 +6,7 @@ import paddle.nn.functional as F
 import pytest
 
 from model.elbo import elbo_loss, kl_weight
-from model.mc import log_mean_exp, mc_log_probs
+from model.mc import log_mean_exp, mc_log_probs, mc_log_probs_and_kl
 from model.layers import BBB
 from model.layers.base import ModuleWrapper
 from utils.runtime import seed_everything
@@ -65,9 +65,11 @@ def test_ensemble_averages_probabilities_and_kl_over_samples():
     net.fc = BBB.BBBLinear(4, 3, rho_init=(-1.0, 0.1))
     x = paddle.randn([2, 4])
     seed_everything(7)
-    log_probs, kl = mc_log_probs(net, x, 5)
+    log_probs, kl = mc_log_probs_and_kl(net, x, 5)
     seed_everything(7)
     passes = [net(x) for _ in range(5)]
     probs = np.mean([F.softmax(logits, axis=-1).numpy() for logits, _ in passes], axis=0)
     np.testing.assert_allclose(np.exp(log_probs.numpy()), probs, rtol=1e-5)
     assert float(kl) == pytest.approx(np.mean([float(k) for _, k in passes]), rel=1e-6)
+    seed_everything(7)
+    np.testing.assert_allclose(mc_log_probs(net, x, 5).numpy(), log_probs.numpy(), rtol=1e-5, atol=1e-6)  # the same passes, no KL

@@ -249,17 +249,17 @@ def test_a_training_step_is_the_same_with_and_without_the_fused_operator(op_avai
         np.testing.assert_allclose(grads[name], want_grads[name], rtol=1e-4, atol=atol, err_msg=name)
 
 
-def test_layer_kl_loss_without_a_forward_uses_the_fused_operator(op_available, monkeypatch):
+def test_layer_kl_without_a_forward_uses_the_fused_operator(op_available, monkeypatch):
     from model.layers.BBB import BBBLinear
 
     calls = []
     original = fused.gaussian_variance_kl
     monkeypatch.setattr("model.layers.priors.gaussian_variance_kl", lambda *a: calls.append(1) or original(*a))
     layer = BBBLinear(20, 10)
-    kl = layer.kl_loss()
+    kl = layer.kl()
     assert calls == [1, 1]  # weight and bias
     monkeypatch.setattr(fused, "ENABLED", False)
-    np.testing.assert_allclose(float(kl), float(layer.kl_loss()), rtol=1e-5)
+    np.testing.assert_allclose(float(kl), float(layer.kl()), rtol=1e-5)
 
 
 def test_the_build_folder_is_keyed_by_the_environment(monkeypatch):

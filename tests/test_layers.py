@@ -22,7 +22,7 @@ def test_closed_form_kl_matches_a_monte_carlo_estimate():
 
 def test_kl_at_init_is_about_2_7_per_weight():
     layer = BBB.BBBLinear(1000, 1000, bias=False)
-    assert float(layer.kl_loss()) / 1e6 == pytest.approx(2.7, abs=0.15)
+    assert float(layer.kl()) / 1e6 == pytest.approx(2.7, abs=0.15)
 
 
 def test_scale_mixture_log_prior_is_finite_for_tiny_and_huge_weights():
@@ -45,11 +45,9 @@ def test_mixture_prior_kl_is_a_monte_carlo_estimate_for_both_layer_types():
     prior = ScaleMixturePrior(0.5, 1.0, 0.0025)
     for package in (BBB, BBB_LRT):
         linear = package.BBBLinear(20, 10, prior=prior)
-        linear(paddle.randn([4, 20]))
         conv = package.BBBConv2d(2, 3, 3, prior=prior)  # 4-D kernels: Paddle 3's logsumexp refuses 5-D input
-        conv(paddle.randn([1, 2, 5, 5]))
-        for layer in (linear, conv):
-            kl = layer.kl_loss()
+        for layer, x in ((linear, paddle.randn([4, 20])), (conv, paddle.randn([1, 2, 5, 5]))):
+            _, kl = layer.forward_with_kl(x)
             assert math.isfinite(float(kl))
             kl.backward()
             assert layer.weight_rho.grad is not None
@@ -86,7 +84,7 @@ def test_conv_layers_take_any_kernel_stride_padding_dilation_groups_and_no_bias(
         layer = package.BBBConv2d(4, 6, (3, 1), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2, bias=False)
         assert layer.bias_mu is None
         assert list(layer(x).shape) == list(paddle.nn.functional.conv2d(x, layer.weight_mu, None, (2, 1), (1, 0), (1, 2), 2).shape)
-        assert float(layer.kl_loss()) > 0
+        assert float(layer.kl()) > 0
 
 
 def test_mean_mode_is_deterministic_and_sampling_is_not():
@@ -108,10 +106,28 @@ def test_module_wrapper_sums_the_kl_of_all_bayesian_layers():
     net.fc2 = BBB.BBBLinear(4, 2)
     logits, kl = net(paddle.randn([3, 5]))
     assert list(logits.shape) == [3, 2]
-    assert float(kl) == pytest.approx(float(net.fc1.kl_loss()) + float(net.fc2.kl_loss()), rel=1e-6)
+    assert float(kl) == pytest.approx(float(net.fc1.kl()) + float(net.fc2.kl()), rel=1e-6)
 
 
 def test_kl_gradient_reaches_mu_and_rho():
     layer = BBB.BBBLinear(3, 2)
-    layer.kl_loss().backward()
+    layer.kl().backward()
     assert float(layer.weight_rho.grad.abs().sum()) > 0 and float(layer.weight_mu.grad.abs().sum()) > 0
+
+
+def test_the_output_alone_computes_no_kl(monkeypatch):
+    """logits() (evaluation passes, exported models) never asks the prior for a KL;
+    forward() asks once per weight tensor, in the pass that makes the output."""
+    x = paddle.randn([3, 5])
+    for package in (BBB, BBB_LRT):
+        for prior in (GaussianPrior(0.0, 0.1), ScaleMixturePrior(0.5, 1.0, 0.0025)):
+            net = ModuleWrapper()
+            net.fc = package.BBBLinear(5, 4, prior=prior)
+            calls = []
+            for name in ("kl", "fused_sample_kl", "fused_variance_kl"):
+                original = getattr(prior, name)
+                monkeypatch.setattr(prior, name, lambda *a, _original=original, **k: calls.append(1) or _original(*a, **k))
+            net.logits(x)
+            assert calls == []
+            net(x)
+            assert len(calls) >= 2  # weight and bias (a fused call that falls back adds the kl() call)

@@ -81,7 +81,7 @@ def test_prune_removes_the_known_weights_and_scores_what_an_independent_forward_
     keep = prune_masks(snr, 0.95)["fc1"]
     assert (pruned.fc1.weight_mu.numpy()[~keep] == 0).all() and (pruned.fc1.weight_rho.numpy()[~keep] == PRUNED_RHO).all()
     pruned.set_sampling(True)
-    drawn = pruned.fc1.draw_weights()[0].numpy()
+    drawn = pruned.fc1.draw()[0].numpy()
     assert (np.abs(drawn[~keep]) < 1e-40).all() and (np.abs(drawn[keep]) > 1e-6).all()
 
 

@@ -1,5 +1,12 @@
 """What every Bayesian layer shares: the Gaussian posterior's parameters, the
-prior, the KL term and the weight noise. BBB and BBB_LRT differ only in forward().
+prior, the KL term and the weight noise. BBB and BBB_LRT differ only in how the
+posterior feeds the output (forward / forward_with_kl).
+
+Where the KL is computed: `draw_with_kl` (BBB) and `variances_with_kl` (LRT)
+below, in the same pass as what the forward needs from the posterior. A net
+asks for it through ModuleWrapper.forward, i.e. a training step; the output
+alone (`forward`, ModuleWrapper.logits: evaluation passes, exported models)
+computes no KL.
 """
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from model.layers.noise import standard_normal_like
-from model.layers.priors import GaussianPrior, normal_log_prob
+from model.layers.priors import GaussianPrior
 
 
 # model.posterior.init -> the initializer of mu and rho, given the config's pair.
@@ -22,17 +29,15 @@ class BayesianLayer(nn.Layer):
     """q(w) = N(mu, softplus(rho)^2) for every weight and bias.
 
     Subclasses say which operation the weights feed (`_op(x, weight, bias)`:
-    linear or conv2d) and how the layer samples (`forward`). `sample = False` makes the layer use the posterior means.
+    linear or conv2d) and how the layer samples: `forward(x)` gives the output,
+    `forward_with_kl(x)` the output and the layer's KL(q || p) from the same
+    pass. `sample = False` makes the layer use the posterior means.
     """
 
     def __init__(self, weight_shape: list[int], bias_shape: list[int] | None, prior=None, mu_init=(0.0, 0.1), rho_init=(-5.0, 0.1), init: str = "normal"):
         super().__init__()
         self.prior = prior if prior is not None else GaussianPrior(0.0, 0.1)
         self.sample = True
-        # What the last forward computed, reused by kl_loss() so that no pass over
-        # the weights is made twice: the KL when a fused operator computed it, else
-        # the (mu, sigma) pairs, the mixture prior's weight noise and sigma^2.
-        self._posterior = self._kl = self._eps = self._variances = None
 
         def param(shape, pair):
             return self.create_parameter(shape, default_initializer=INITIALIZERS[init](pair))
@@ -51,50 +56,57 @@ class BayesianLayer(nn.Layer):
             params.append((self.bias_mu, self.bias_rho))
         return params
 
-    def _softplus_fallback(self, params, eps) -> list[tuple[paddle.Tensor, paddle.Tensor]]:
-        """The Paddle operators' (mu, sigma) pairs where the fused ones cannot run;
-        kl_loss() then computes the KL from them (and the mixture's eps)."""
-        self._kl, self._eps = None, eps
-        self._posterior = [(mu, F.softplus(rho)) for mu, rho in params]
-        return self._posterior
+    @staticmethod
+    def _weight_and_bias(tensors: list[paddle.Tensor]) -> tuple[paddle.Tensor, paddle.Tensor | None]:
+        return tensors[0], tensors[1] if len(tensors) > 1 else None
 
-    def variances(self) -> list[paddle.Tensor]:
-        """[sigma^2] of the weight and, if any, the bias (LRT's forward). The fused
-        operators (model/layers/fused.py) give each with its KL term in one pass, and
-        kl_loss() then only adds them up. The mixture prior's KL is estimated at one
-        weight draw mu + sigma * eps, whose eps are drawn here."""
-        params = self._params()
-        eps = None if self.prior.closed_form_kl else [standard_normal_like(mu) for mu, _ in params]
-        fused = [self.prior.fused_variance_kl(mu, rho, e) for (mu, rho), e in zip(params, eps or [None] * len(params))]
-        if all(result is not None for result in fused):
-            self._kl = sum(kl for _, kl in fused)
-            return [var for var, _ in fused]
-        self._variances = [paddle.square(sigma) for _, sigma in self._softplus_fallback(params, eps)]
-        return self._variances
+    # -- the posterior alone: evaluation passes --------------------------------
 
-    def draw_weights(self) -> list[paddle.Tensor]:
-        """One sample w = mu + sigma * eps of the weight and, if any, the bias (BBB's
-        forward); from the fused operators with its KL term (the mixture's at this draw)."""
-        params = self._params()
-        eps = [standard_normal_like(mu) for mu, _ in params]
-        fused = [self.prior.fused_sample_kl(mu, rho, e) for (mu, rho), e in zip(params, eps)]
-        if all(result is not None for result in fused):
-            self._kl = sum(kl for _, kl in fused)
-            return [w for w, _ in fused]
-        return [mu + sigma * e for (mu, sigma), e in zip(self._softplus_fallback(params, eps), eps)]
+    def draw(self) -> tuple[paddle.Tensor, paddle.Tensor | None]:
+        """One sample w = mu + softplus(rho) * eps of the weight and the bias (or None)."""
+        return self._weight_and_bias([mu + F.softplus(rho) * standard_normal_like(mu) for mu, rho in self._params()])
 
-    def kl_loss(self) -> paddle.Tensor:
-        """KL(q || p) summed over weights and biases: closed form, or log q(w) - log p(w) at a sample."""
-        if self._kl is None and self._posterior is None:  # no sampled forward since the last call
-            self.variances()
-        kl, pairs, eps, variances = self._kl, self._posterior, self._eps, self._variances
-        self._posterior = self._kl = self._eps = self._variances = None
-        if kl is not None:
-            return kl
-        if self.prior.closed_form_kl:
-            return sum(self.prior.kl(mu, sigma, var) for (mu, sigma), var in zip(pairs, variances or [None] * len(pairs)))
-        drawn = [mu + sigma * e for (mu, sigma), e in zip(pairs, eps)]
-        return sum((normal_log_prob(w, mu, sigma) - self.prior.log_prob(w)).sum() for w, (mu, sigma) in zip(drawn, pairs))
+    def variances(self) -> tuple[paddle.Tensor, paddle.Tensor | None]:
+        """sigma^2 = softplus(rho)^2 of the weight and the bias (or None)."""
+        return self._weight_and_bias([paddle.square(F.softplus(rho)) for _, rho in self._params()])
+
+    # -- the posterior with its KL: training steps -----------------------------
+
+    def draw_with_kl(self) -> tuple[tuple[paddle.Tensor, paddle.Tensor | None], paddle.Tensor]:
+        """draw() and KL(q || p) summed over the layer's weights and biases: closed
+        form for a Gaussian prior, log q(w) - log p(w) at this draw for the mixture."""
+        drawn, kls = [], []
+        for mu, rho in self._params():
+            eps = standard_normal_like(mu)
+            # The fused C++ operator does the same in one pass over the weights
+            # (model/layers/fused.py: 3 to 5 times faster on the CPU); None where it cannot run.
+            w_kl = self.prior.fused_sample_kl(mu, rho, eps)
+            if w_kl is None:
+                sigma = F.softplus(rho)
+                w = mu + sigma * eps
+                w_kl = w, self.prior.kl(mu, sigma, w)
+            drawn.append(w_kl[0])
+            kls.append(w_kl[1])
+        return self._weight_and_bias(drawn), sum(kls)
+
+    def variances_with_kl(self) -> tuple[tuple[paddle.Tensor, paddle.Tensor | None], paddle.Tensor]:
+        """variances() and KL(q || p) summed over the layer's weights and biases;
+        a prior without a closed form estimates it at one weight draw mu + sigma * eps."""
+        variances, kls = [], []
+        for mu, rho in self._params():
+            eps = None if self.prior.closed_form_kl else standard_normal_like(mu)
+            var_kl = self.prior.fused_variance_kl(mu, rho, eps)  # the same in one C++ pass, or None (as in draw_with_kl)
+            if var_kl is None:
+                sigma = F.softplus(rho)
+                var = paddle.square(sigma)
+                var_kl = var, self.prior.kl(mu, sigma, None if eps is None else mu + sigma * eps, var)
+            variances.append(var_kl[0])
+            kls.append(var_kl[1])
+        return self._weight_and_bias(variances), sum(kls)
+
+    def kl(self) -> paddle.Tensor:
+        """KL(q || p) of the layer on its own (a net using its mean weights)."""
+        return self.variances_with_kl()[1]
 
 
 class BayesianLinear(BayesianLayer):
@@ -128,14 +140,23 @@ class FlattenLayer(nn.Layer):
 
 
 class ModuleWrapper(nn.Layer):
-    """Base of every net: runs its sublayers in the order they were set and
-    returns (logits, kl), the KL summed over all Bayesian sublayers."""
+    """Base of every net: runs its sublayers in the order they were set.
+    forward(x) returns (logits, kl), the KL summed over the Bayesian layers, each
+    computed in the same pass as the layer's output; logits(x) the output alone.
+    Bayesian layers are direct children of the net (nets.py), so that forward finds them."""
 
     def forward(self, x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
-        return self.logits(x), self.kl_loss()
+        kls = []
+        for layer in self.children():
+            if isinstance(layer, BayesianLayer):
+                x, kl = layer.forward_with_kl(x)
+                kls.append(kl)
+            else:
+                x = layer(x)
+        return x, sum(kls) if kls else paddle.zeros([], dtype="float32")
 
     def logits(self, x: paddle.Tensor) -> paddle.Tensor:
-        """The sublayers only, without the KL: what an exported model computes (export.py)."""
+        """The output without a KL: evaluation passes and exported models (export.py)."""
         for layer in self.children():
             x = layer(x)
         return x
@@ -143,11 +164,10 @@ class ModuleWrapper(nn.Layer):
     def bayesian_layers(self) -> list[BayesianLayer]:
         return [layer for layer in self.sublayers() if isinstance(layer, BayesianLayer)]
 
-    def kl_loss(self) -> paddle.Tensor:
-        layers = self.bayesian_layers()
-        if not layers:
-            return paddle.zeros([], dtype="float32")
-        return sum(layer.kl_loss() for layer in layers)
+    def kl(self) -> paddle.Tensor:
+        """KL(q || p) of the whole net on its own, without a forward pass."""
+        kls = [layer.kl() for layer in self.bayesian_layers()]
+        return sum(kls) if kls else paddle.zeros([], dtype="float32")
 
     def set_sampling(self, sample: bool) -> None:
         """True: Monte-Carlo (weights or activations sampled); False: posterior mean weights."""

@@ -20,20 +20,23 @@ def normal_log_prob(x: paddle.Tensor, mu, sigma) -> paddle.Tensor:
 class Prior(Protocol):
     """What a prior over weights provides to the Bayesian layers (model/layers/base.py).
 
-    closed_form_kl: True when kl() exists; else the KL is the Monte-Carlo
-        log q(w) - log p(w) at a weight draw, and log_prob() is what it needs.
+    closed_form_kl: True when kl() needs no weight draw; else the KL is the
+        Monte-Carlo log q(w) - log p(w) at a draw w, and the layers draw one.
     log_prob(w): elementwise log p(w), a tensor of w's shape.
-    kl(mu_q, sigma_q, var_q=None): (closed form only) KL(q || p) summed over the
-        elements, a scalar tensor.
+    kl(mu_q, sigma_q, w=None, var_q=None): KL(q || p) summed over the elements, a
+        scalar tensor: exact for a closed form (w unused), else at the draw w.
+        var_q = sigma_q^2 where the caller has it already.
     fused_variance_kl(mu, rho, eps) and fused_sample_kl(mu, rho, eps): the same KL
         with sigma^2 (LRT) or the draw mu + sigma * eps (BBB) from one C++ pass, as a
         (tensor, scalar KL) pair; None where the C++ operators cannot run, and then
-        the layer computes both with Paddle's operators from log_prob or kl.
+        the layer computes both with Paddle's operators and kl().
     """
 
     closed_form_kl: bool
 
     def log_prob(self, w: paddle.Tensor) -> paddle.Tensor: ...
+
+    def kl(self, mu_q: paddle.Tensor, sigma_q: paddle.Tensor, w: paddle.Tensor | None = None, var_q: paddle.Tensor | None = None) -> paddle.Tensor: ...
 
     def fused_variance_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor | None): ...
 
@@ -52,9 +55,9 @@ class GaussianPrior:
     def log_prob(self, w: paddle.Tensor) -> paddle.Tensor:
         return normal_log_prob(w, self.mu, self.sigma)
 
-    def kl(self, mu_q: paddle.Tensor, sigma_q: paddle.Tensor, var_q: paddle.Tensor | None = None) -> paddle.Tensor:
-        """Sum over elements of KL(N(mu_q, sigma_q^2) || N(mu, sigma^2)); var_q = sigma_q^2
-        when the caller has it already (LRT's forward does)."""
+    def kl(self, mu_q: paddle.Tensor, sigma_q: paddle.Tensor, w: paddle.Tensor | None = None, var_q: paddle.Tensor | None = None) -> paddle.Tensor:
+        """Sum over elements of KL(N(mu_q, sigma_q^2) || N(mu, sigma^2)), in closed form
+        (no draw w needed); var_q = sigma_q^2 when the caller has it already (LRT does)."""
         # Each term summed on its own, the constants applied to the sums: every
         # elementwise pass over millions of weights (and its gradient) costs
         # milliseconds on the CPU. paddle.square, not `** 2`: Paddle's pow kernel is ~20x slower.
@@ -96,6 +99,12 @@ class ScaleMixturePrior:
             ]
         )
         return paddle.logsumexp(parts, axis=0).reshape(w.shape)
+
+    def kl(self, mu_q: paddle.Tensor, sigma_q: paddle.Tensor, w: paddle.Tensor | None = None, var_q: paddle.Tensor | None = None) -> paddle.Tensor:
+        """log q(w) - log p(w) summed over the elements at the draw w: an unbiased estimate of the KL."""
+        if w is None:
+            raise ValueError("the scale-mixture prior's KL is estimated at a weight draw: pass w")
+        return (normal_log_prob(w, mu_q, sigma_q) - self.log_prob(w)).sum()
 
     def fused_variance_kl(self, mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor):
         """(softplus(rho)^2, log q(w) - log p(w) at w = mu + sigma * eps) in one C++ pass, or None."""

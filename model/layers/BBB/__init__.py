@@ -6,8 +6,13 @@ class WeightSampling:
     def forward(self, x):
         if not self.sample:
             return self._op(x, self.weight_mu, self.bias_mu)
-        drawn = self.draw_weights()
-        return self._op(x, drawn[0], drawn[1] if len(drawn) > 1 else None)
+        return self._op(x, *self.draw())
+
+    def forward_with_kl(self, x):
+        if not self.sample:
+            return self._op(x, self.weight_mu, self.bias_mu), self.kl()
+        (weight, bias), kl = self.draw_with_kl()
+        return self._op(x, weight, bias), kl
 
 
 class BBBLinear(WeightSampling, BayesianLinear):

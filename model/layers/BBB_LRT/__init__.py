@@ -15,9 +15,17 @@ class LocalReparameterization:
         act_mu = self._op(x, self.weight_mu, self.bias_mu)
         if not self.sample:
             return act_mu
-        variances = self.variances()  # with the KL from the same pass (model/layers/fused.py)
-        act_var = self._op(x * x, variances[0], variances[1] if len(variances) > 1 else None)
-        return normal_sample(act_mu, act_var, VAR_EPS)
+        return self._sample_activations(x, act_mu, self.variances())
+
+    def forward_with_kl(self, x):
+        act_mu = self._op(x, self.weight_mu, self.bias_mu)
+        if not self.sample:
+            return act_mu, self.kl()
+        variances, kl = self.variances_with_kl()
+        return self._sample_activations(x, act_mu, variances), kl
+
+    def _sample_activations(self, x, act_mu, variances):
+        return normal_sample(act_mu, self._op(x * x, *variances), VAR_EPS)
 
 
 class BBBLinear(LocalReparameterization, BayesianLinear):
