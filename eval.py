@@ -12,7 +12,7 @@ import os
 
 import paddle
 
-from data import build_test_loader, build_train_valid_loaders
+from data import build_test_loader, build_train_valid_loaders, load_table
 from model.nets import load_trained_net
 from model.scoring import score_with_calibration
 from model.regression_eval import evaluate_regression
@@ -28,8 +28,9 @@ def evaluate(cfg, weights: str | None = None, plot: bool = False) -> dict:
         return evaluate_regression(cfg, weights, plot)  # the test rows (utils/config.py refuses eval.split valid)
     split = cfg.eval.split
     _, logger = prepare(cfg)
-    model, path = load_trained_net(cfg, weights)
-    loader = build_test_loader(cfg) if split == "test" else build_train_valid_loaders(cfg)[1]
+    table = load_table(cfg)  # a tabular set, read once (None for images)
+    model, path = load_trained_net(cfg, weights, table)
+    loader = build_test_loader(cfg, table) if split == "test" else build_train_valid_loaders(cfg, table=table)[1]
     results = {"weights": path, "model": cfg.model.name, "layer_type": cfg.model.layer_type, "dataset": cfg.data.name, "split": split}
     bins = cfg.eval.calibration_bins
     samples = cfg.eval.samples or cfg.train.valid_ens

@@ -15,7 +15,7 @@ import paddle
 from tqdm import tqdm
 from visualdl import LogWriter
 
-from data import build_train_valid_loaders
+from data import build_train_valid_loaders, load_table
 from model.elbo import elbo_loss, epoch_kl_weight, kl_weight
 from model.likelihood import likelihood_of
 from model.nets import build_net
@@ -147,9 +147,10 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
     device, logger = prepare(cfg, seed=cfg.seed + rank, log_file=paths.log_file if rank == 0 else None, quiet=rank != 0)
     group = start()
 
-    train_loader, valid_loader = build_train_valid_loaders(cfg, group.rank, group.world_size)
+    table = load_table(cfg)  # a tabular set, read once (None for images)
+    train_loader, valid_loader = build_train_valid_loaders(cfg, group.rank, group.world_size, table)
     num_train = len(train_loader.dataset)
-    model = build_net(cfg)
+    model = build_net(cfg, table)
     scheduler = make_schedule(cfg.train)
     optimizer = make_optimizer(model, scheduler, cfg.train)
 

@@ -49,12 +49,12 @@ def measure_one(net: str, layer_type: str, batch: int, steps: int, warmup: int, 
     from model.nets import build_net
     from model.optimizers import make_optimizer
     from utils.config import load_config
-    from utils.runtime import cpu_share, seed_everything, set_device
+    from utils.cores import cpu_share
+    from utils.runtime import prepare
 
     cfg = load_config(os.path.join(REPO, "conf", config_of(net)), [f"model.layer_type={layer_type}", *overrides])
-    device = set_device(cfg.device, cfg.threads)
-    threads = cfg.threads or cpu_share()  # the count set_device set, for the table
-    seed_everything(0)
+    device, _ = prepare(cfg, seed=0, quiet=True)  # device, threads, allocator, seeds: as every mode sets them up
+    threads = cfg.threads or cpu_share()  # the count prepare set, for the table
     model = build_net(cfg)
     optimizer = make_optimizer(model, cfg.train.lr, cfg.train)
     size = cfg.data.input_size

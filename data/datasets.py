@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from data.in_memory import InMemoryLoader, materialise
 from data.splits import split_indices
 from data.photos import as_trained
-from data.tabular import is_tabular, tabular_test_set, tabular_train_valid_sets
+from data.tabular import TabularData, is_tabular, load_tabular, tabular_test_set, tabular_train_valid_sets
 from utils.errors import ConfigError, DataError, ImageError
 
 MNIST_FILES = {
@@ -139,15 +139,16 @@ def _in_memory(raw: Dataset, indices, data_cfg) -> Dataset:
     return materialise(raw, np.asarray(indices), transform, (data_cfg.mean, data_cfg.std) if plain else None)
 
 
-def build_train_valid_loaders(cfg, rank: int = 0, world_size: int = 1):
+def build_train_valid_loaders(cfg, rank: int = 0, world_size: int = 1, table: TabularData | None = None):
     """Loaders of the seeded train/validation split. With several processes
     (data-parallel training), process `rank` of `world_size` gets its share:
     train.batch_size images per step from a DistributedBatchSampler, and every
     world_size-th validation image (disjoint shards, nothing repeated, so that
     summed counts give exact metrics). Image sets are held in memory, transformed
-    once, except a training set with random flips or shared among processes."""
+    once, except a training set with random flips or shared among processes. A
+    tabular set comes from `table` where the caller has read it (data.load_table)."""
     if is_tabular(cfg.data.name):
-        train_set, valid_set = tabular_train_valid_sets(cfg, rank, world_size)
+        train_set, valid_set = tabular_train_valid_sets(cfg, table or load_tabular(cfg), rank, world_size)
     else:
         raw = _open_dataset(cfg.data, "train")
         train_idx, valid_idx = split_indices(len(raw), cfg.data.valid_size, cfg.seed)
@@ -165,9 +166,10 @@ def build_train_valid_loaders(cfg, rank: int = 0, world_size: int = 1):
     return train_loader, valid_loader
 
 
-def build_test_loader(cfg):
+def build_test_loader(cfg, table: TabularData | None = None):
+    """The test set in batches of eval.batch_size; a tabular one from `table` where given."""
     if is_tabular(cfg.data.name):
-        test_set = tabular_test_set(cfg)
+        test_set = tabular_test_set(table or load_tabular(cfg))
         return DataLoader(test_set, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
     raw = _open_dataset(cfg.data, "test", root=cfg.eval.data_root)
     return InMemoryLoader(_in_memory(raw, np.arange(len(raw)), cfg.data), cfg.eval.batch_size, shuffle=False)

@@ -136,16 +136,19 @@ def load_tabular(cfg) -> TabularData:
     )
 
 
-def tabular_train_valid_sets(cfg, rank: int = 0, world_size: int = 1) -> tuple[ArrayDataset, ArrayDataset]:
+def load_table(cfg) -> TabularData | None:
+    """The configured tabular set (load_tabular), or None for an image set: what a
+    command reads once and hands to the loaders and to the net's builder (its shapes)."""
+    return load_tabular(cfg) if is_tabular(cfg.data.name) else None
+
+
+def tabular_train_valid_sets(cfg, data: TabularData, rank: int = 0, world_size: int = 1) -> tuple[ArrayDataset, ArrayDataset]:
     """Training and validation rows: data.valid_size of the training part, seeded like the
     image sets; process `rank` of `world_size` gets every world_size-th validation row."""
-
-    data = load_tabular(cfg)
     train_idx, valid_idx = split_indices(len(data.train_x), cfg.data.valid_size, cfg.seed)
     valid_idx = valid_idx[rank::world_size]
     return ArrayDataset(data.train_x[train_idx], data.train_y[train_idx]), ArrayDataset(data.train_x[valid_idx], data.train_y[valid_idx])
 
 
-def tabular_test_set(cfg) -> ArrayDataset:
-    data = load_tabular(cfg)
+def tabular_test_set(data: TabularData) -> ArrayDataset:
     return ArrayDataset(data.test_x, data.test_y)

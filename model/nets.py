@@ -154,15 +154,17 @@ def build_model(model_cfg, in_channels: int, input_size: int, num_classes: int) 
     return net(linear, conv, act, in_channels, input_size, num_classes, **{key: model_cfg[key] for key in keys})
 
 
-def build_net(cfg) -> ModuleWrapper:
-    """The configured net, sized for the configured data set, with its likelihood (model/likelihood.py)."""
+def build_net(cfg, table=None) -> ModuleWrapper:
+    """The configured net, sized for the configured data set, with its likelihood
+    (model/likelihood.py). A tabular set's shapes come from `table` (data.load_table)
+    where the caller has read it."""
     from data import dataset_info  # here, so that model/ can be used without the data package
     from data.tabular import is_tabular, load_tabular
 
     if not is_tabular(cfg.data.name):
         info = dataset_info(cfg.data.name)
         return build_model(cfg.model, info.channels, cfg.data.input_size, info.num_classes)
-    table = load_tabular(cfg)
+    table = table or load_tabular(cfg)
     # a row of F features is a 1x1 input with F channels to 2fc (the config allows no other net here)
     net = build_model(cfg.model, table.in_features, 1, table.num_outputs)
     if cfg.model.likelihood == "gaussian":
@@ -186,9 +188,9 @@ def checkpoint_to_load(cfg, weights: str | None = None) -> str:
     return best
 
 
-def load_trained_net(cfg, weights: str | None = None) -> tuple[ModuleWrapper, str]:
-    """The configured net with trained weights from checkpoint_to_load(); and their path."""
+def load_trained_net(cfg, weights: str | None = None, table=None) -> tuple[ModuleWrapper, str]:
+    """The configured net (build_net) with trained weights from checkpoint_to_load(); and their path."""
     path = checkpoint_to_load(cfg, weights)
-    net = build_net(cfg)
+    net = build_net(cfg, table)
     load_weights(net, path, what=f"{cfg.model.name}/{cfg.model.layer_type}")
     return net, path

@@ -83,7 +83,7 @@ def evaluate_regression(cfg, weights: str | None = None, plot: bool = False) -> 
     table = load_tabular(cfg)
     if plot and table.in_features != 1:
         raise ConfigError(f"--plot draws regression.png for 1-D inputs only, and data.csv.features names {table.in_features} columns; leave out --plot")
-    model, path = load_trained_net(cfg, weights)
+    model, path = load_trained_net(cfg, weights, table)
     model.set_sampling(True)
     passes, interval = cfg.eval.regression_passes, cfg.eval.interval
 

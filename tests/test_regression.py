@@ -8,6 +8,7 @@ import pytest
 
 from conftest import REPO
 from data.csv_table import read_columns
+from data import tabular
 from data.tabular import load_tabular
 from eval import evaluate
 from model.likelihood import Gaussian, NoiseStd
@@ -175,3 +176,18 @@ def test_a_deterministic_net_gets_the_band_of_its_gaussian_noise(tmp_path):
     cfg = load_config(TOY, [*outputs(tmp_path), "model.layer_type=freq", "data.toy.size=500", "model.noise_std=1.0"])
     band = predictive_band(build_net(cfg), load_tabular(cfg), np.zeros([3, 1]), 2000, 0.9, 1000, seed=0)
     np.testing.assert_allclose(band["high"] - band["low"], 2 * 1.6449 * 1.0, rtol=0.1)  # untrained: the starting noise std
+
+
+@pytest.mark.parametrize("likelihood", ["categorical", "gaussian"])
+def test_each_command_reads_the_table_once(tmp_path, monkeypatch, likelihood):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 2))
+    target = np.where(x[:, 0] > 0, "yes", "no") if likelihood == "categorical" else 3.0 * x[:, 0]
+    cfg = csv_config(tmp_path, [[a, b, t] for (a, b), t in zip(x, target)], likelihood, "train.num_epochs=1")
+    reads = []
+    original = tabular._read_raw
+    monkeypatch.setattr(tabular, "_read_raw", lambda c: reads.append(c.data.csv.train) or original(c))
+    train(cfg)
+    assert len(reads) == 1  # the loaders and the net's shapes share one read
+    evaluate(cfg)
+    assert len(reads) == 2

@@ -10,19 +10,22 @@ import sys
 import numpy as np
 import paddle
 
-from model.layers import fused, noise
+from model.layers import noise
 from utils import blas
+from utils.cores import cpu_share
 from utils.errors import ConfigError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 def prepare(cfg, seed: int | None = None, log_file: str | None = None, quiet: bool = False) -> tuple[str, logging.Logger]:
-    """What every mode does first: the device and CPU threads, the seeds (cfg.seed
+    """What every mode does first: the device, CPU threads and allocator, the seeds (cfg.seed
     unless given), logging (to stderr, and to log_file when given; quiet: warnings
     only), and one line that says which BLAS path MKL takes (utils/blas.py).
     Returns (device, logger)."""
-    device = set_device(cfg.device, cfg.threads)
+    device = set_device(cfg.device)
+    set_cpu_threads(cfg.threads)
+    keep_freed_memory()
     seed_everything(cfg.seed if seed is None else seed)
     logger = setup_logging(log_file)
     if quiet:
@@ -32,33 +35,21 @@ def prepare(cfg, seed: int | None = None, log_file: str | None = None, quiet: bo
     return device, logger
 
 
-def set_device(device: str, threads: int = 1) -> str:
-    """'auto' -> the GPU when Paddle sees one, else the CPU; then set_cpu_threads(threads)."""
+def set_device(device: str) -> str:
+    """'auto' -> the GPU when Paddle sees one, else the CPU; returns which."""
     has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     if device == "gpu" and not has_gpu:
         raise ConfigError("device: gpu, but Paddle sees no GPU (install paddlepaddle-gpu, or set device: cpu / auto)")
     chosen = "gpu" if device == "gpu" or (device == "auto" and has_gpu) else "cpu"
     paddle.set_device(chosen)
-    set_cpu_threads(threads)
-    keep_freed_memory()
     return chosen
-
-
-def cpu_share() -> int:
-    """This process's share of the cores: the cores it may use divided among the
-    training processes that paddle.distributed.launch started on this machine."""
-    processes = max(1, int(os.environ.get("PADDLE_LOCAL_SIZE", "1")))  # set by paddle.distributed.launch
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS has no affinity
-    return max(1, cores // processes)
 
 
 def set_cpu_threads(threads: int = 1) -> int:
     """Threads for Paddle's CPU matrix products (MKL), 0 = cpu_share(); returns the
-    count. The fused operators always use cpu_share()."""
-    share = cpu_share()
-    threads = threads or share
+    count. The fused operators always use cpu_share() (model/layers/fused.py)."""
+    threads = threads or cpu_share()
     paddle.base.core.set_num_threads(threads)
-    fused.THREADS = share
     # MKL's OpenMP threads spin for 200 ms after each product (KMP_BLOCKTIME), and
     # there they take the cores from the fused operators' threads. Waiting asleep
     # made a 2fc LRT step 25 % faster on 2 cores with 2 threads.

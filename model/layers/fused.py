@@ -8,7 +8,7 @@ eps, pi, sigma1, sigma2) returns sigma^2 and the scale-mixture prior's Monte-Car
 KL at w = mu + sigma * eps. The *_sample_kl twins return the draw w = mu + sigma * eps
 instead (what BBB's forward needs). All have gradients: one vectorized pass over
 the weights forward and one backward instead of ten to thirty scalar Paddle
-kernels (on THREADS threads). standard_normal(like, seed, offset) draws the
+kernels (on threads(), this process's share of the cores). standard_normal(like, seed, offset) draws the
 noise (model/layers/noise.py uses it). Each returns None, and the caller uses
 Paddle's operators (or NumPy's noise) instead, when the C++ code cannot be used:
 BBB_FUSED_KL=0 in the environment (or ENABLED = False here), the build failed
@@ -34,16 +34,21 @@ import warnings
 
 import paddle
 
+from utils.cores import cpu_share
+
 ENABLED = os.environ.get("BBB_FUSED_KL", "1") != "0"
-# Threads per call; utils.runtime.set_cpu_threads sets it to this process's share
-# of the cores.
-THREADS = 1
 CSRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
 SOURCES = [os.path.join(CSRC, name) for name in ("gaussian_posterior.cc", "standard_normal.cc")]
 NAME = "bbb_cpu_ops"
 
 _module = None
 _tried = False
+
+
+def threads() -> int:
+    """Threads per call: this process's share of the cores, whatever Paddle's own
+    thread count (conf: threads), since the operators' threads exit after each call."""
+    return cpu_share()
 
 
 # -march=native: the loops vectorize for this CPU (3 to 4 times faster than SSE2);
@@ -183,13 +188,13 @@ def _usable(*tensors: paddle.Tensor):
 def gaussian_variance_kl(mu: paddle.Tensor, rho: paddle.Tensor, prior_mu: float, prior_sigma: float):
     """(softplus(rho)^2, closed-form KL summed over the elements) from one fused pass, or None."""
     op = _usable(mu, rho)
-    return None if op is None else op.gaussian_variance_kl(mu, rho, float(prior_mu), float(prior_sigma), THREADS)
+    return None if op is None else op.gaussian_variance_kl(mu, rho, float(prior_mu), float(prior_sigma), threads())
 
 
 def gaussian_sample_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor, prior_mu: float, prior_sigma: float):
     """(the draw mu + softplus(rho) * eps, closed-form KL) from one fused pass, or None."""
     op = _usable(mu, rho, eps)
-    return None if op is None else op.gaussian_sample_kl(mu, rho, eps, float(prior_mu), float(prior_sigma), THREADS)
+    return None if op is None else op.gaussian_sample_kl(mu, rho, eps, float(prior_mu), float(prior_sigma), threads())
 
 
 def mixture_variance_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor, pi: float, sigma1: float, sigma2: float):
@@ -197,13 +202,13 @@ def mixture_variance_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tenso
     w = mu + sigma * eps) for the scale-mixture prior, from one fused pass; or None
     (also for pi 0 or 1)."""
     op = _usable(mu, rho, eps) if 0.0 < pi < 1.0 else None
-    return None if op is None else op.mixture_variance_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), THREADS)
+    return None if op is None else op.mixture_variance_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), threads())
 
 
 def mixture_sample_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor, pi: float, sigma1: float, sigma2: float):
     """(the draw w = mu + softplus(rho) * eps, log q(w) - log p(w) summed) from one fused pass, or None."""
     op = _usable(mu, rho, eps) if 0.0 < pi < 1.0 else None
-    return None if op is None else op.mixture_sample_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), THREADS)
+    return None if op is None else op.mixture_sample_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), threads())
 
 
 def standard_normal(like: paddle.Tensor, seed: int, offset: int):
@@ -211,7 +216,7 @@ def standard_normal(like: paddle.Tensor, seed: int, offset: int):
     (csrc/standard_normal.cc): a pure function of (seed, offset, size); the next
     draw's offset is offset + blocks(size). None where the operator cannot run."""
     op = _usable(like)
-    return None if op is None else op.bbb_standard_normal(like.detach(), int(seed), int(offset), THREADS)
+    return None if op is None else op.bbb_standard_normal(like.detach(), int(seed), int(offset), threads())
 
 
 def blocks(size: int) -> int:
@@ -223,4 +228,4 @@ def normal_sample(mean: paddle.Tensor, var: paddle.Tensor, var_eps: float, seed:
     """mean + sqrt(var + var_eps) * eps in one pass, eps = standard_normal(mean, seed,
     offset); differentiable in mean and var. None where the operator cannot run."""
     op = _usable(mean, var)
-    return None if op is None else op.bbb_normal_sample(mean, var, int(seed), int(offset), float(var_eps), THREADS)[0]
+    return None if op is None else op.bbb_normal_sample(mean, var, int(seed), int(offset), float(var_eps), threads())[0]
