@@ -18,7 +18,7 @@ import paddle.inference as paddle_infer
 import yaml
 
 from data.datasets import expand_image_paths, read_photo
-from utils.answers import describe, judge, plot_result
+from utils.answers import AnswerOptions, plot_result
 from utils.config import Config
 from utils.errors import ExportError, ImageError
 from utils.export_files import MANIFEST, OUTPUTS, export_dir, model_files
@@ -89,24 +89,22 @@ class ExportedModel:
 def infer(
     model_dir: str,
     images: list[str],
+    options: AnswerOptions = AnswerOptions(),
     form: str = "mc",
-    topk: int = 3,
-    reject_score: str = "entropy",
-    reject_threshold: float | None = None,
     batch_size: int = 64,
     plot_dir: str | None = None,
     gpu: bool = False,
-    invert: str = "auto",
 ) -> list[dict]:
-    """One result per image file, as predict.predict gives them; an unreadable file gives
-    {'path', 'error'} and the rest go on. plot_dir: draw <plot_dir>/pred_<name>.png per image."""
+    """One result per image file, as predict.predict gives them (answered as `options`
+    say); an unreadable file gives {'path', 'error'} and the rest go on. form: the mc or
+    mean model of the export; plot_dir: draw <plot_dir>/pred_<name>.png per image."""
     logger = logging.getLogger("bbb")
     model = ExportedModel(model_dir, form, gpu)
     results: list[dict | None] = []
     readable = []  # (position in results, path, image [C, H, W])
     for image_path in expand_image_paths(images):
         try:
-            array, notes = read_photo(image_path, model.data_cfg, invert)
+            array, notes = read_photo(image_path, model.data_cfg, options.invert)
             readable.append((len(results), image_path, array[0], notes))
             results.append(None)
         except ImageError as e:
@@ -118,8 +116,7 @@ def infer(
         _, logits = model(np.stack([image for _, _, image, _ in chunk]))
         for column, (slot, image_path, image, notes) in enumerate(chunk):
             passes = logits[:, column, :]
-            result = {"path": image_path, "samples": model.samples, **notes, **describe(passes, topk)}
-            result = judge(result, passes, reject_score, reject_threshold)
+            result = options.answer(image_path, passes, notes)
             if plot_dir is not None:
                 result["plot"] = plot_result(result, image, passes, plot_dir, plotted)
             results[slot] = result
@@ -129,16 +126,12 @@ def infer(
 def infer_with_config(cfg, images: list[str], plot: bool = False, reject_threshold: float | None = None) -> list[dict]:
     """infer() with the folder, form and reporting options of the config (like --mode pred)."""
     gpu = prepare(cfg)[0] == "gpu"
-    threshold = reject_threshold if reject_threshold is not None else cfg.pred.reject_threshold
     return infer(
         export_dir(cfg),
         images,
+        AnswerOptions.from_config(cfg.pred, reject_threshold),
         form=cfg.export.infer_form,
-        topk=cfg.pred.topk,
-        reject_score=cfg.pred.reject_score,
-        reject_threshold=threshold,
         batch_size=cfg.export.batch_size,
         plot_dir=cfg.output.image_dir if plot else None,
         gpu=gpu,
-        invert=cfg.pred.invert,
     )

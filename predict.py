@@ -14,7 +14,7 @@ from data.tabular import require_image_data
 from model.mc import mc_logits
 from model.nets import load_trained_net
 from model.scoring import NonFiniteScore
-from utils.answers import describe, judge, plot_result
+from utils.answers import AnswerOptions, plot_result
 from utils.errors import ImageError
 from utils.runtime import prepare
 
@@ -34,13 +34,13 @@ def predict(
     model.eval()
     if not model.is_bayesian:
         samples = 1  # a deterministic net gives the same answer every pass
-    threshold = reject_threshold if reject_threshold is not None else cfg.pred.reject_threshold
+    options = AnswerOptions.from_config(cfg.pred, reject_threshold)
     plotted: set = set()
     results = []
     paths = expand_image_paths(images)
     for image_path in tqdm(paths, desc="images", leave=False, disable=None if len(paths) > 1 else True):
         try:
-            array, notes = read_photo(image_path, cfg.data, cfg.pred.invert)
+            array, notes = read_photo(image_path, cfg.data, options.invert)
         except ImageError as e:
             logger.error("%s", e)
             results.append({"path": image_path, "error": str(e)})
@@ -49,7 +49,7 @@ def predict(
         logits = mc_logits(model, x, samples)[:, 0, :].numpy()
         if not np.isfinite(logits).all():
             raise NonFiniteScore(f"the net's outputs for {image_path} are not finite: the weights are finite but overflow (weights from a training that blew up); use an earlier checkpoint")
-        result = judge({"path": image_path, "samples": samples, **notes, **describe(logits, cfg.pred.topk)}, logits, cfg.pred.reject_score, threshold)
+        result = options.answer(image_path, logits, notes)
         if plot:
             result["plot"] = plot_result(result, x.numpy()[0], logits, cfg.output.image_dir, plotted)
         results.append(result)

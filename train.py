@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import time
+from dataclasses import dataclass
 
 import paddle
 from tqdm import tqdm
@@ -32,10 +33,20 @@ from utils.runtime import RunPaths, prepare, seed_everything
 HISTORY_KEYS = ("epoch", "lr", "kl_weight", "train_loss", "train_nll", "train_acc", "train_kl", "valid_loss", "valid_nll", "valid_acc", "valid_kl", "epoch_seconds")
 
 
-def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, samples: int, group: ProcessGroup, paths: RunPaths) -> dict:
+@dataclass(frozen=True)
+class Objective:
+    """What each step's loss needs besides its minibatch (model/elbo.py)."""
+
+    beta_type: str | float  # train.beta_type: the KL weight of each minibatch
+    num_epochs: int         # for the weights that change over the run (Soenderby)
+    num_train: int          # N, the training samples of all processes
+    samples: int            # Monte-Carlo passes per step (train.train_ens; 1 for a deterministic net)
+
+
+def train_one_epoch(net, loader, optimizer, objective: Objective, epoch: int, group: ProcessGroup) -> dict:
     """One pass over this process's minibatches. num_batches (M in the KL weight) is the
     number of steps per epoch, which is what each process sees; the metrics are summed
-    over all processes."""
+    over all processes. A non-finite loss raises TrainingDiverged before its step."""
     net.train()
     likelihood = likelihood_of(net)
     num_batches = len(loader)
@@ -43,20 +54,17 @@ def train_one_epoch(net, loader, optimizer, cfg, epoch: int, num_train: int, sam
     n = 0
     reader_cost = batch_cost = 0.0
     tick = time.perf_counter()
-    progress = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.train.num_epochs}", leave=False, disable=None if group.is_main else True)
+    progress = tqdm(loader, desc=f"epoch {epoch + 1}/{objective.num_epochs}", leave=False, disable=None if group.is_main else True)
     for i, (images, labels) in enumerate(progress):
         reader_cost += time.perf_counter() - tick
-        beta = kl_weight(cfg.train.beta_type, i, num_batches, epoch, cfg.train.num_epochs)
-        outputs, kl = likelihood.mc_outputs_and_kl(net, images, samples)
-        loss = elbo_loss(outputs, labels, kl, beta, num_batches, num_train, likelihood.nll)
+        beta = kl_weight(objective.beta_type, i, num_batches, epoch, objective.num_epochs)
+        outputs, kl = likelihood.mc_outputs_and_kl(net, images, objective.samples)
+        loss = elbo_loss(outputs, labels, kl, beta, num_batches, objective.num_train, likelihood.nll)
         loss_value = float(loss)
         if group.parallel:  # every process must see the same value, or one stops while the others wait for it
             loss_value = group.sum([loss_value])[0] / group.world_size
         if not math.isfinite(loss_value):
-            raise TrainingDiverged(
-                f"loss became {loss_value} at epoch {epoch + 1}, batch {i + 1}; training stopped ({last_good_files(paths)}). "
-                f"Lower train.lr or check the data normalisation"
-            )
+            raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch + 1}, batch {i + 1}")
         loss.backward()
         optimizer.step()
         optimizer.clear_grad(set_to_zero=False)  # drop the gradients: no pass writing zeros over them
@@ -163,7 +171,7 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
     if aside:
         logger.info("the previous run of %s was moved to %s; it is deleted once this run has a best checkpoint", cfg.run_name, aside)
     net = group.wrap(model)
-    samples = cfg.train.train_ens if model.is_bayesian else 1
+    objective = Objective(cfg.train.beta_type, cfg.train.num_epochs, num_train, cfg.train.train_ens if model.is_bayesian else 1)
     num_valid = int(group.sum([len(valid_loader.dataset)])[0])
 
     logger.info(
@@ -181,7 +189,10 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
                 train_loader.batch_sampler.set_epoch(epoch)  # the distributed shuffle, seeded by the epoch (also on resume)
             lr = optimizer.get_lr()
             started = time.perf_counter()
-            tr = train_one_epoch(net, train_loader, optimizer, cfg, epoch, num_train, samples, group, paths)
+            try:
+                tr = train_one_epoch(net, train_loader, optimizer, objective, epoch, group)
+            except TrainingDiverged as e:
+                raise TrainingDiverged(f"{e}; training stopped ({last_good_files(paths)}). Lower train.lr or check the data normalisation") from None
             scheduler.step()
             try:
                 va = score(model, valid_loader, cfg.train.valid_ens if model.is_bayesian else 1, group=group)

@@ -40,12 +40,13 @@ def epoch_kl_weight(beta_type, num_batches: int, epoch: int, num_epochs: int) ->
     return sum(kl_weight(beta_type, i, num_batches, epoch, num_epochs) for i in range(num_batches))
 
 
-def elbo_loss(log_probs: paddle.Tensor, labels: paddle.Tensor, kl: paddle.Tensor, beta: float, num_batches: int, num_train: int, nll=None) -> paddle.Tensor:
+def elbo_loss(outputs: paddle.Tensor, labels: paddle.Tensor, kl: paddle.Tensor, beta: float, num_batches: int, num_train: int, nll=None) -> paddle.Tensor:
     """Negative ELBO per sample for one minibatch (see the module docstring).
 
-    log_probs: [B, C] log predictive probabilities; labels: [B] int64. A net with
-    another likelihood passes its outputs and its `nll(outputs, labels)`, the mean
-    NLL of the minibatch (model/likelihood.py); the KL term is the same.
+    outputs: the likelihood's Monte-Carlo outputs (model/likelihood.py): [B, C] log
+    predictive probabilities for classes, and then nll may be left out; for another
+    likelihood its `nll(outputs, labels)`, the mean NLL of the minibatch. The KL term
+    is the same for every likelihood.
     """
-    mean_nll = F.nll_loss(log_probs, labels, reduction="mean") if nll is None else nll(log_probs, labels)
+    mean_nll = F.nll_loss(outputs, labels, reduction="mean") if nll is None else nll(outputs, labels)
     return mean_nll + beta * num_batches * kl / num_train

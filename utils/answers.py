@@ -3,6 +3,7 @@ passes (class, probabilities, uncertainties), the reject rule, its plot and its 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,6 +47,28 @@ def judge(result: dict, logits: np.ndarray, score: str, threshold: float | None)
         return dict(result, uncertain=False)
     value = float(uncertainty_scores(logits[:, None, :])[score][0])
     return dict(result, uncertain=value > threshold, reject={"score": score, "value": value, "threshold": threshold})
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    """How pred and infer answer for each image (the pred section of the config):
+    the top classes listed, the reject rule, what to do with a light background."""
+
+    topk: int = 3
+    reject_score: str = "entropy"
+    reject_threshold: float | None = None  # None: always give a class
+    invert: str = "auto"
+
+    @classmethod
+    def from_config(cls, pred_cfg, reject_threshold: float | None = None) -> "AnswerOptions":
+        """The pred section's options; reject_threshold (--reject-threshold) replaces its threshold when given."""
+        threshold = reject_threshold if reject_threshold is not None else pred_cfg.reject_threshold
+        return cls(pred_cfg.topk, pred_cfg.reject_score, threshold, pred_cfg.invert)
+
+    def answer(self, image_path: str, logits: np.ndarray, notes: dict) -> dict:
+        """One image's result from its passes' logits [T, C]: describe(), then judge()."""
+        described = {"path": image_path, "samples": int(logits.shape[0]), **notes, **describe(logits, self.topk)}
+        return judge(described, logits, self.reject_score, self.reject_threshold)
 
 
 def _plot_path(image_dir: str, image_path: str, taken: set) -> str:
