@@ -61,3 +61,14 @@ def test_no_import_cycles():
     for module in sorted(imports):
         if module not in state:
             visit(module, [module])
+
+
+def test_the_readmes_layout_names_every_module():
+    readme = open(os.path.join(REPO, "README.md")).read()
+    layout = readme.split("## Layout", 1)[1].split("```")[1]  # the tree block of that section
+    missing = []
+    for folder in ("", "data", "model", "model/layers", "utils", "bench", "tools"):
+        for name in sorted(os.listdir(os.path.join(REPO, folder))):
+            if name.endswith(".py") and name != "__init__.py" and name not in layout:
+                missing.append(os.path.join(folder, name))
+    assert not missing, f"README's Layout does not name {missing}"
