@@ -24,6 +24,20 @@ def _plot(path: str, epochs, series: dict, ylabel: str) -> None:
     _save(fig, path)
 
 
+def plot_curves(path: str, curves: dict, ylabel: str, ylim: tuple | None = None) -> str:
+    """Several runs on one plot: curves {label: (epochs, values)}, each with its own epochs."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, (epochs, values) in curves.items():
+        ax.plot(epochs, values, label=label, linewidth=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def _save(fig, path: str) -> str:
     """Write the figure atomically: a reader never sees a half-written PNG."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

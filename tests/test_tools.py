@@ -1,0 +1,21 @@
+"""The helper scripts under tools/."""
+import os
+import sys
+
+from conftest import REPO
+
+sys.path.insert(0, os.path.join(REPO, "tools"))
+from compare_runs import valid_error  # noqa: E402
+
+
+def test_compare_runs_reads_both_log_layouts_and_keeps_a_resumed_epochs_last_line(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text(
+        "2026-12-01 22:27:44,903 INFO epoch 1/325 lr 2.56e-01 | train loss 144.1 acc 80.42% kl 7171500.6 | valid loss 144.75 acc 91.72% nll 0.2663 | 81.3 s\n"
+        "2026-12-01 22:28:44,903 INFO new best valid acc 91.7200: saved x.pdparams\n"
+        "2026-12-01 22:29:44,903 INFO epoch 2/325 lr 2.56e-01 | train loss 140.0 acc 90.00% kl 7171500.6 | valid loss 140.00 acc 95.00% nll 0.2 | 20.0 s\n"
+        "2026-12-02 03:39:36,245 INFO epoch 2/280 lr 1.28e-01 | train loss 121.5 nll 0.12 acc 96.51% kl 6070786.0 | valid loss 121.53 nll 0.1254 acc 96.75% | loss = NLL + 1 KL / N | 29.7 s\n"
+    )
+    epochs, errors = valid_error(str(log))
+    assert epochs == [1, 2]
+    assert errors == [100.0 - 91.72, 100.0 - 96.75]
