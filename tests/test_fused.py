@@ -267,3 +267,12 @@ def test_the_build_folder_is_keyed_by_the_environment(monkeypatch):
     monkeypatch.setattr(fused.sys, "prefix", "/some/other/venv")
     assert fused.build_directory() != first
     assert os.path.basename(first).startswith(f"paddle-{paddle.__version__}-")
+
+
+def test_the_draw_and_the_variance_without_a_kl_are_those_of_the_operators_with_one(op_available):
+    mu, rho = tensors(EXTREME_RHO)
+    eps = paddle.to_tensor(np.random.default_rng(3).normal(size=mu.shape).astype("float32"))
+    assert fused.posterior_sample(mu, rho, eps) is None and fused.posterior_variance(mu, rho) is None  # gradients wanted: Paddle's path
+    with paddle.no_grad():  # evaluation
+        np.testing.assert_array_equal(fused.posterior_sample(mu, rho, eps).numpy(), fused.gaussian_sample_kl(mu, rho, eps, 0.0, 0.1)[0].numpy())
+        np.testing.assert_array_equal(fused.posterior_variance(mu, rho).numpy(), fused.gaussian_variance_kl(mu, rho, 0.0, 0.1)[0].numpy())

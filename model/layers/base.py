@@ -14,6 +14,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from model.layers import fused
 from model.layers.noise import standard_normal_like
 from model.layers.priors import GaussianPrior
 
@@ -64,11 +65,20 @@ class BayesianLayer(nn.Layer):
 
     def draw(self) -> tuple[paddle.Tensor, paddle.Tensor | None]:
         """One sample w = mu + softplus(rho) * eps of the weight and the bias (or None)."""
-        return self._weight_and_bias([mu + F.softplus(rho) * standard_normal_like(mu) for mu, rho in self._params()])
+        drawn = []
+        for mu, rho in self._params():
+            eps = standard_normal_like(mu)
+            w = fused.posterior_sample(mu, rho, eps)  # one C++ pass where it runs and no gradient is wanted
+            drawn.append(mu + F.softplus(rho) * eps if w is None else w)
+        return self._weight_and_bias(drawn)
 
     def variances(self) -> tuple[paddle.Tensor, paddle.Tensor | None]:
         """sigma^2 = softplus(rho)^2 of the weight and the bias (or None)."""
-        return self._weight_and_bias([paddle.square(F.softplus(rho)) for _, rho in self._params()])
+        found = []
+        for mu, rho in self._params():
+            var = fused.posterior_variance(mu, rho)  # as in draw()
+            found.append(paddle.square(F.softplus(rho)) if var is None else var)
+        return self._weight_and_bias(found)
 
     # -- the posterior with its KL: training steps -----------------------------
 

@@ -8,7 +8,9 @@ eps, pi, sigma1, sigma2) returns sigma^2 and the scale-mixture prior's Monte-Car
 KL at w = mu + sigma * eps. The *_sample_kl twins return the draw w = mu + sigma * eps
 instead (what BBB's forward needs). All have gradients: one vectorized pass over
 the weights forward and one backward instead of ten to thirty scalar Paddle
-kernels (on threads(), this process's share of the cores). standard_normal(like, seed, offset) draws the
+kernels (on threads(), this process's share of the cores). posterior_sample and
+posterior_variance give the draw or sigma^2 alone, without a KL or a gradient, for
+the evaluation passes. standard_normal(like, seed, offset) draws the
 noise (model/layers/noise.py uses it). Each returns None, and the caller uses
 Paddle's operators (or NumPy's noise) instead, when the C++ code cannot be used:
 BBB_FUSED_KL=0 in the environment (or ENABLED = False here), the build failed
@@ -209,6 +211,23 @@ def mixture_sample_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor,
     """(the draw w = mu + softplus(rho) * eps, log q(w) - log p(w) summed) from one fused pass, or None."""
     op = _usable(mu, rho, eps) if 0.0 < pi < 1.0 else None
     return None if op is None else op.mixture_sample_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), threads())
+
+
+def _no_gradient(*tensors: paddle.Tensor) -> bool:
+    return not paddle.is_grad_enabled() or all(t.stop_gradient for t in tensors)
+
+
+def posterior_sample(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor):
+    """mu + softplus(rho) * eps from one pass, with no KL and no gradient (evaluation
+    passes); None where it cannot run or a gradient is wanted."""
+    op = _usable(mu, rho, eps) if _no_gradient(mu, rho) else None
+    return None if op is None else op.bbb_posterior_sample(mu, rho, eps, threads())
+
+
+def posterior_variance(mu: paddle.Tensor, rho: paddle.Tensor):
+    """softplus(rho)^2 from one pass, with no KL and no gradient; None as posterior_sample."""
+    op = _usable(mu, rho) if _no_gradient(mu, rho) else None
+    return None if op is None else op.bbb_posterior_variance(mu, rho, threads())
 
 
 def standard_normal(like: paddle.Tensor, seed: int, offset: int):

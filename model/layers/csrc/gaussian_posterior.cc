@@ -109,6 +109,14 @@ struct MixturePrior {
   }
 };
 
+// No prior: the posterior's draw or sigma^2 alone, for the passes that need no KL
+// (evaluation); the KL terms are zeros the compiler drops, with log sigma.
+struct NoPrior {
+  static constexpr bool kUsesEps = false;
+  double constant(int64_t) const { return 0.0; }
+  float term(float, const Softplus&, float) const { return 0.0f; }
+};
+
 // Forward over elements [begin, end): out = sigma^2, or the draw mu + sigma eps
 // (kDraw); returns their KL terms' sum. Its own function, with the prior by value,
 // so that the compiler sees nothing the stores to out could change, and vectorizes.
@@ -200,7 +208,7 @@ std::vector<paddle::Tensor> Backward(const Prior& prior, const paddle::Tensor& m
 
 }  // namespace
 
-// The four operators: {gaussian, mixture} x {variance (sigma^2), sample (w)}.
+// The four operators: {gaussian, mixture} x {variance (sigma^2), sample (w)}; and the two without a prior.
 
 std::vector<paddle::Tensor> GaussianVarianceForward(const paddle::Tensor& mu, const paddle::Tensor& rho, float prior_mu, float prior_sigma, int threads) {
   return Forward<GaussianPrior, false>({prior_mu, prior_sigma}, mu, rho, nullptr, threads);
@@ -240,6 +248,28 @@ std::vector<paddle::Tensor> MixtureSampleForward(const paddle::Tensor& mu, const
 std::vector<paddle::Tensor> MixtureSampleBackward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, const paddle::Tensor& grad_w,
                                                   const paddle::Tensor& grad_kl, float pi, float sigma1, float sigma2, int threads) {
   return Backward<MixturePrior, true>(MixturePrior(pi, sigma1, sigma2), mu, rho, &eps, grad_w, grad_kl, threads);
+}
+
+// Without a KL and without gradients (evaluation): the draw, or sigma^2.
+std::vector<paddle::Tensor> PosteriorSampleForward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, int threads) {
+  return {Forward<NoPrior, true>({}, mu, rho, &eps, threads)[0]};
+}
+
+std::vector<paddle::Tensor> PosteriorVarianceForward(const paddle::Tensor& mu, const paddle::Tensor& rho, int threads) {
+  return {Forward<NoPrior, false>({}, mu, rho, nullptr, threads)[0]};
+}
+
+std::vector<std::vector<int64_t>> OneOutputShape(const std::vector<int64_t>& mu_shape, const std::vector<int64_t>& rho_shape) { return {rho_shape}; }
+
+std::vector<paddle::DataType> OneOutputDtype(const paddle::DataType& mu_dtype, const paddle::DataType& rho_dtype) { return {rho_dtype}; }
+
+std::vector<std::vector<int64_t>> OneOutputShapeWithEps(const std::vector<int64_t>& mu_shape, const std::vector<int64_t>& rho_shape,
+                                                        const std::vector<int64_t>& eps_shape) {
+  return {rho_shape};
+}
+
+std::vector<paddle::DataType> OneOutputDtypeWithEps(const paddle::DataType& mu_dtype, const paddle::DataType& rho_dtype, const paddle::DataType& eps_dtype) {
+  return {rho_dtype};
 }
 
 std::vector<std::vector<int64_t>> TwoInputShape(const std::vector<int64_t>& mu_shape, const std::vector<int64_t>& rho_shape) { return {rho_shape, {}}; }
@@ -310,3 +340,19 @@ PD_BUILD_GRAD_OP(mixture_sample_kl)
     .Outputs({paddle::Grad("Mu"), paddle::Grad("Rho")})
     .Attrs({"pi: float", "sigma1: float", "sigma2: float", "threads: int"})
     .SetKernelFn(PD_KERNEL(MixtureSampleBackward));
+
+PD_BUILD_OP(bbb_posterior_sample)
+    .Inputs({"Mu", "Rho", "Eps"})
+    .Outputs({"W"})
+    .Attrs({"threads: int"})
+    .SetKernelFn(PD_KERNEL(PosteriorSampleForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(OneOutputShapeWithEps))
+    .SetInferDtypeFn(PD_INFER_DTYPE(OneOutputDtypeWithEps));
+
+PD_BUILD_OP(bbb_posterior_variance)
+    .Inputs({"Mu", "Rho"})
+    .Outputs({"Var"})
+    .Attrs({"threads: int"})
+    .SetKernelFn(PD_KERNEL(PosteriorVarianceForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(OneOutputShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(OneOutputDtype));
