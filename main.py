@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import utils.boot  # noqa: F401  first: MKL reads its setting when Paddle loads
@@ -92,10 +93,11 @@ def _infer(cfg, args):
 
 # Each mode's text for a terminal, from its result dict.
 def _train_text(result: dict) -> str:
+    where = (f"weights in {result['best_checkpoint']}" if os.path.isfile(result["best_checkpoint"])
+             else f"its checkpoint {result['best_checkpoint']} is missing")
     if "best_valid_nll" in result:  # regression: the best checkpoint has the lowest NLL
-        return f"best valid NLL {result['best_valid_nll']:.4f} after {result['epochs']} epochs; weights in {result['best_checkpoint']}"
-    return (f"best valid accuracy {result['best_valid_acc']:.2f}% on {result['valid_images']} validation images after "
-            f"{result['epochs']} epochs; weights in {result['best_checkpoint']}")
+        return f"best valid NLL {result['best_valid_nll']:.4f} after {result['epochs']} epochs; {where}"
+    return f"best valid accuracy {result['best_valid_acc']:.2f}% on {result['valid_images']} validation images after {result['epochs']} epochs; {where}"
 
 
 def _eval_text(result: dict) -> str:

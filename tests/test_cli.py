@@ -187,3 +187,13 @@ def test_a_shipped_config_works_from_another_folder(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=dict(os.environ, PYTHONWARNINGS="ignore"))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["weights"] == os.path.join(REPO, "checkpoints", "shipped", "mnist_2fc_lrt.pdparams")
+
+
+def test_the_training_summary_names_the_best_checkpoint_only_where_it_exists(tmp_path):
+    import main
+
+    best = tmp_path / "model_best_bbb.pdparams"
+    result = {"best_valid_acc": 98.55, "valid_images": 10000, "epochs": 40, "best_checkpoint": str(best)}
+    assert main._train_text(result).endswith(f"its checkpoint {best} is missing")  # a resumed run that never beat its old best, whose file is gone
+    best.write_bytes(b"")
+    assert main._train_text(result).endswith(f"weights in {best}")
