@@ -30,15 +30,17 @@ def mc_log_probs_and_kl(model, x: paddle.Tensor, samples: int) -> tuple[paddle.T
         logits, kl = model(x)
         log_probs.append(F.log_softmax(logits, axis=-1))
         kls.append(kl)
-    if samples == 1:
-        return log_probs[0], kls[0]
-    return log_mean_exp(paddle.stack(log_probs), axis=0), paddle.stack(kls).mean()
+    return _predictive(log_probs), kls[0] if samples == 1 else paddle.stack(kls).mean()
 
 
 def mc_log_probs(model, x: paddle.Tensor, samples: int) -> paddle.Tensor:
     """Log of the predictive probabilities averaged over `samples` passes, without a KL."""
-    log_probs = [F.log_softmax(model.logits(x), axis=-1) for _ in range(samples)]
-    return log_probs[0] if samples == 1 else log_mean_exp(paddle.stack(log_probs), axis=0)
+    return _predictive([F.log_softmax(model.logits(x), axis=-1) for _ in range(samples)])
+
+
+def _predictive(log_probs: list[paddle.Tensor]) -> paddle.Tensor:
+    """log of the mean of the passes' probabilities (one pass: its own)."""
+    return log_probs[0] if len(log_probs) == 1 else log_mean_exp(paddle.stack(log_probs), axis=0)
 
 
 @paddle.no_grad()
