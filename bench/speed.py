@@ -3,6 +3,7 @@
     python bench/speed.py [--nets 2fc lenet] [--batch 128] [--steps 30] [--json]
     python bench/speed.py --nets 2fc -o model.prior.type=mixture   # any config key, as in main.py
     python bench/speed.py --nets 2fc lenet --epoch                 # also one whole training epoch of each config
+    python bench/speed.py --nets 2fc --ops                         # also the fused posterior operators alone
 
 First the machine: CPU model and vendor, the path Paddle's MKL takes on it
 (utils/blas.py) and the GFLOP/s of one 128x1200 @ 1200x1200 float32 product on
@@ -133,6 +134,48 @@ def machine() -> dict:
             "blas": STATUS, "matmul_gflops_1thread": 2 * 128 * 1200 * 1200 / seconds / 1e9}
 
 
+def posterior_ops(reps: int = 30) -> dict:
+    """Milliseconds of the Bayesian step's elementwise work on 2fc-1200's weights, on
+    this process's share of the cores, as a training step runs it: the noise, each
+    prior's fused draw and KL (forward, and forward + backward), and evaluation's
+    draw without a KL. Where the C++ operators cannot run, an empty dict."""
+    sys.path.insert(0, REPO)
+    import paddle
+
+    from model.layers import fused
+    from utils.runtime import keep_freed_memory
+
+    paddle.set_device("cpu")
+    keep_freed_memory()  # as every mode runs: else each 9.6 MB output page-faults in afresh
+    n = 784 * 1200 + 1200 * 1200 + 1200 * 10
+    mu, rho, eps, grad_w = paddle.randn([n]) * 0.1, paddle.full([n], -3.0), paddle.randn([n]), paddle.randn([n])
+    mu.stop_gradient = rho.stop_gradient = False
+    if fused.standard_normal(mu, 0, 0) is None:
+        return {}
+
+    def ms(step) -> float:
+        step()
+        start = time.perf_counter()
+        for _ in range(reps):
+            step()
+        return 1000 * (time.perf_counter() - start) / reps
+
+    def forward_backward(op):
+        w, kl = op()
+        paddle.autograd.backward([w, kl], [grad_w, paddle.ones([])])
+        mu.clear_gradient(set_to_zero=False)
+        rho.clear_gradient(set_to_zero=False)
+
+    ops = {"gaussian": lambda: fused.gaussian_sample_kl(mu, rho, eps, 0.0, 0.1), "mixture": lambda: fused.mixture_sample_kl(mu, rho, eps, 0.75, 1.0, 0.000335)}
+    result = {"weights": n, "threads": fused.threads(), "noise": ms(lambda: fused.standard_normal(mu, 0, 0))}
+    for prior, op in ops.items():
+        result[f"{prior} draw and KL"] = ms(op)
+        result[f"{prior} draw and KL, forward + backward"] = ms(lambda op=op: forward_backward(op))
+    with paddle.no_grad():
+        result["draw without a KL (evaluation)"] = ms(lambda: fused.posterior_sample(mu, rho, eps))
+    return result
+
+
 def epoch_seconds(config: str, overrides: list[str]) -> dict:
     """One whole training epoch of `config` (train + validation) through main.py, in
     its own process: the epoch's seconds as the log gives them, the part of them that
@@ -177,12 +220,17 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="change a key of conf/base.yaml for every case (repeatable)")
     parser.add_argument("--epoch", action="store_true", help="also time one whole training epoch of each net's config (2fc: both priors)")
+    parser.add_argument("--ops", action="store_true", help="also time the fused posterior operators alone on 2fc-1200's weights")
     parser.add_argument("--machine", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ops-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one", nargs=2, metavar=("NET", "LAYER_TYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.machine:
         print(json.dumps(machine()))
+        return
+    if args.ops_only:
+        print(json.dumps(posterior_ops()))
         return
     if args.one:
         print(json.dumps(measure_one(*args.one, args.batch, args.steps, args.warmup, args.mc_samples, args.override)))
@@ -205,9 +253,15 @@ def main() -> None:
         r["ratio_to_freq"] = r["ms_per_step"] / freq[r["net"]] if r["net"] in freq else None
 
     epochs = [epoch_seconds(config, [*extra, *args.override]) for net in args.nets for config, extra in epoch_cases(net)] if args.epoch else []
+    ops = {}
+    if args.ops:
+        done = subprocess.run([sys.executable, os.path.abspath(__file__), "--ops-only"], capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        if done.returncode:
+            sys.exit(f"bench --ops failed:\n{done.stderr[-2000:]}")
+        ops = json.loads(done.stdout.strip().splitlines()[-1])
 
     if args.json:
-        print(json.dumps({"machine": host, "overrides": args.override, "rows": rows, "epochs": epochs}))
+        print(json.dumps({"machine": host, "overrides": args.override, "rows": rows, "epochs": epochs, "ops": ops}))
         return
     print(f"CPU {host['cpu']} ({host['vendor']}, {host['cores']} cores); {host['blas']}")
     print(f"one 128x1200 @ 1200x1200 float32 product on 1 thread: {host['matmul_gflops_1thread']:.1f} GFLOP/s")
@@ -222,6 +276,13 @@ def main() -> None:
         for e in epochs:
             steps = f", training steps {e['train_steps_s']:.1f}" if e["train_steps_s"] else ""
             print(f"  {e['config']} {' '.join(e['overrides'])}: epoch {e['epoch_s']:.1f}{steps}; whole command {e['command_s']:.1f}")
+    if args.ops:
+        if not ops:
+            print("the fused operators cannot run here (no C++ build): the Paddle operators do this work")
+        else:
+            print(f"the fused posterior operators alone, {ops.pop('weights'):,} weights (2fc-1200), {ops.pop('threads')} threads, ms:")
+            for name, value in ops.items():
+                print(f"  {name:40} {value:6.2f}")
 
 
 if __name__ == "__main__":

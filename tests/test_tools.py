@@ -1,7 +1,8 @@
-"""The helper scripts under tools/."""
+"""The helper scripts under tools/ and bench/."""
 import os
 import sys
 
+import pytest
 from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -19,3 +20,17 @@ def test_compare_runs_reads_both_log_layouts_and_keeps_a_resumed_epochs_last_lin
     epochs, errors = valid_error(str(log))
     assert epochs == [1, 2]
     assert errors == [100.0 - 91.72, 100.0 - 96.75]
+
+
+def test_bench_times_each_fused_posterior_operator():
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from speed import posterior_ops
+
+    ops = posterior_ops(reps=1)
+    if not ops:
+        pytest.skip("the C++ operators do not build here (bench says so instead of timing them)")
+    assert ops["weights"] == 784 * 1200 + 1200 * 1200 + 1200 * 10
+    timed = {k: v for k, v in ops.items() if k not in ("weights", "threads")}
+    assert set(timed) == {"noise", "gaussian draw and KL", "gaussian draw and KL, forward + backward", "mixture draw and KL",
+                          "mixture draw and KL, forward + backward", "draw without a KL (evaluation)"}
+    assert all(v > 0 for v in timed.values())
