@@ -149,6 +149,11 @@ class FlattenLayer(nn.Layer):
         return paddle.flatten(x, start_axis=1)
 
 
+def _total(kls: list[paddle.Tensor]) -> paddle.Tensor:
+    """The sum of the layers' KL terms; 0 for a net without Bayesian layers."""
+    return sum(kls) if kls else paddle.zeros([], dtype="float32")
+
+
 class ModuleWrapper(nn.Layer):
     """Base of every net: runs its sublayers in the order they were set.
     forward(x) returns (logits, kl), the KL summed over the Bayesian layers, each
@@ -163,7 +168,7 @@ class ModuleWrapper(nn.Layer):
                 kls.append(kl)
             else:
                 x = layer(x)
-        return x, sum(kls) if kls else paddle.zeros([], dtype="float32")
+        return x, _total(kls)
 
     def logits(self, x: paddle.Tensor) -> paddle.Tensor:
         """The output without a KL: evaluation passes and exported models (export.py)."""
@@ -176,8 +181,7 @@ class ModuleWrapper(nn.Layer):
 
     def kl(self) -> paddle.Tensor:
         """KL(q || p) of the whole net on its own, without a forward pass."""
-        kls = [layer.kl() for layer in self.bayesian_layers()]
-        return sum(kls) if kls else paddle.zeros([], dtype="float32")
+        return _total([layer.kl() for layer in self.bayesian_layers()])
 
     def set_sampling(self, sample: bool) -> None:
         """True: Monte-Carlo (weights or activations sampled); False: posterior mean weights."""
