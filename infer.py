@@ -89,15 +89,16 @@ class ExportedModel:
 def infer(
     model_dir: str,
     images: list[str],
-    options: AnswerOptions = AnswerOptions(),
-    form: str = "mc",
-    batch_size: int = 64,
+    options: AnswerOptions,
+    form: str,
+    batch_size: int,
     plot_dir: str | None = None,
     gpu: bool = False,
 ) -> list[dict]:
     """One result per image file, as predict.predict gives them (answered as `options`
     say); an unreadable file gives {'path', 'error'} and the rest go on. form: the mc or
-    mean model of the export; plot_dir: draw <plot_dir>/pred_<name>.png per image."""
+    mean model of the export, batch_size: images per predictor run (export.infer_form and
+    export.batch_size in the config); plot_dir: draw <plot_dir>/pred_<name>.png per image."""
     logger = logging.getLogger("bbb")
     model = ExportedModel(model_dir, form, gpu)
     results: list[dict | None] = []

@@ -51,13 +51,14 @@ def judge(result: dict, logits: np.ndarray, score: str, threshold: float | None)
 
 @dataclass(frozen=True)
 class AnswerOptions:
-    """How pred and infer answer for each image (the pred section of the config):
-    the top classes listed, the reject rule, what to do with a light background."""
+    """How pred and infer answer for each image (the pred section of the config, whose
+    defaults are in conf/base.yaml): the top classes listed, the reject rule, what to
+    do with a light background."""
 
-    topk: int = 3
-    reject_score: str = "entropy"
-    reject_threshold: float | None = None  # None: always give a class
-    invert: str = "auto"
+    topk: int
+    reject_score: str
+    reject_threshold: float | None  # None: always give a class
+    invert: str
 
     @classmethod
     def from_config(cls, pred_cfg, reject_threshold: float | None = None) -> "AnswerOptions":
