@@ -136,13 +136,16 @@ def machine() -> dict:
 
 def posterior_ops(reps: int = 30) -> dict:
     """Milliseconds of the Bayesian step's elementwise work on 2fc-1200's weights, on
-    this process's share of the cores, as a training step runs it: the noise, each
-    prior's fused draw and KL (forward, and forward + backward), and evaluation's
-    draw without a KL. Where the C++ operators cannot run, an empty dict."""
+    this process's share of the cores, as a training step runs it: the noise, the
+    fused draw and KL of each prior of PRIORS as conf/base.yaml sets it (forward, and
+    forward + backward), and evaluation's draw without a KL. Where the C++ operators
+    cannot run, an empty dict."""
     sys.path.insert(0, REPO)
     import paddle
 
     from model.layers import fused
+    from model.layers.priors import build_prior
+    from utils.config import load_config
     from utils.runtime import keep_freed_memory
 
     paddle.set_device("cpu")
@@ -166,11 +169,12 @@ def posterior_ops(reps: int = 30) -> dict:
         mu.clear_gradient(set_to_zero=False)
         rho.clear_gradient(set_to_zero=False)
 
-    ops = {"gaussian": lambda: fused.gaussian_sample_kl(mu, rho, eps, 0.0, 0.1), "mixture": lambda: fused.mixture_sample_kl(mu, rho, eps, 0.75, 1.0, 0.000335)}
     result = {"weights": n, "threads": fused.threads(), "noise": ms(lambda: fused.standard_normal(mu, 0, 0))}
-    for prior, op in ops.items():
-        result[f"{prior} draw and KL"] = ms(op)
-        result[f"{prior} draw and KL, forward + backward"] = ms(lambda op=op: forward_backward(op))
+    for name in PRIORS:
+        prior = build_prior(load_config(os.path.join(REPO, "conf", "base.yaml"), [f"model.prior.type={name}"]).model.prior)
+        op = lambda prior=prior: prior.fused_sample_kl(mu, rho, eps)  # noqa: E731
+        result[f"{name} draw and KL"] = ms(op)
+        result[f"{name} draw and KL, forward + backward"] = ms(lambda op=op: forward_backward(op))
     with paddle.no_grad():
         result["draw without a KL (evaluation)"] = ms(lambda: fused.posterior_sample(mu, rho, eps))
     return result
