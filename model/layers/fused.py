@@ -187,16 +187,22 @@ def _usable(*tensors: paddle.Tensor):
     return _op()
 
 
+def _output_and_kl(outputs: list[paddle.Tensor]) -> tuple[paddle.Tensor, paddle.Tensor]:
+    """The training operators' (output, kl); their other outputs are what the
+    backward pass reads (csrc/gaussian_posterior.cc), kept alive by the graph."""
+    return outputs[0], outputs[1]
+
+
 def gaussian_variance_kl(mu: paddle.Tensor, rho: paddle.Tensor, prior_mu: float, prior_sigma: float):
     """(softplus(rho)^2, closed-form KL summed over the elements) from one fused pass, or None."""
     op = _usable(mu, rho)
-    return None if op is None else op.gaussian_variance_kl(mu, rho, float(prior_mu), float(prior_sigma), threads())
+    return None if op is None else _output_and_kl(op.gaussian_variance_kl(mu, rho, float(prior_mu), float(prior_sigma), threads()))
 
 
 def gaussian_sample_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor, prior_mu: float, prior_sigma: float):
     """(the draw mu + softplus(rho) * eps, closed-form KL) from one fused pass, or None."""
     op = _usable(mu, rho, eps)
-    return None if op is None else op.gaussian_sample_kl(mu, rho, eps, float(prior_mu), float(prior_sigma), threads())
+    return None if op is None else _output_and_kl(op.gaussian_sample_kl(mu, rho, eps, float(prior_mu), float(prior_sigma), threads()))
 
 
 def mixture_variance_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor, pi: float, sigma1: float, sigma2: float):
@@ -204,13 +210,13 @@ def mixture_variance_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tenso
     w = mu + sigma * eps) for the scale-mixture prior, from one fused pass; or None
     (also for pi 0 or 1)."""
     op = _usable(mu, rho, eps) if 0.0 < pi < 1.0 else None
-    return None if op is None else op.mixture_variance_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), threads())
+    return None if op is None else _output_and_kl(op.mixture_variance_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), threads()))
 
 
 def mixture_sample_kl(mu: paddle.Tensor, rho: paddle.Tensor, eps: paddle.Tensor, pi: float, sigma1: float, sigma2: float):
     """(the draw w = mu + softplus(rho) * eps, log q(w) - log p(w) summed) from one fused pass, or None."""
     op = _usable(mu, rho, eps) if 0.0 < pi < 1.0 else None
-    return None if op is None else op.mixture_sample_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), threads())
+    return None if op is None else _output_and_kl(op.mixture_sample_kl(mu, rho, eps, float(pi), float(sigma1), float(sigma2), threads()))
 
 
 def _no_gradient(*tensors: paddle.Tensor) -> bool:

@@ -17,6 +17,11 @@
 // Backward, with d_mu, d_sigma the KL term's partial derivatives:
 //   grad_mu  = grad_kl d_mu                 (+ grad_w for a draw)
 //   grad_rho = (grad_kl d_sigma + 2 sigma grad_var, or grad_w eps for a draw) sigmoid(rho)
+// The forward knows everything here but grad_kl and grad_out, so it also writes
+//   a = d_mu,  b = d_sigma sigmoid(rho),  c = eps sigmoid(rho) (draw) or 2 sigma sigmoid(rho)
+// and the backward is the streaming pass grad_mu = grad_kl a (+ grad_w),
+// grad_rho = grad_kl b + grad_out c: no softplus, exp or log a second time
+// (the mixture's backward took longer than its forward before).
 // Replaces ten to thirty single-threaded elementwise kernels and their gradients.
 // Up to `threads` threads share large tensors (see ParallelChunks).
 #include <algorithm>
@@ -51,21 +56,22 @@ inline Softplus softplus_and_log(float r) {
   return {sigma, r < -kThreshold ? r : fast_log(sigma), e / u};
 }
 
+// What the forward needs of a prior at one element: its KL term and the term's
+// partial derivatives in mu and sigma.
+struct Terms {
+  float kl, d_mu, d_sigma;
+};
+
 struct GaussianPrior {
   static constexpr bool kUsesEps = false;
   float prior_mu, prior_sigma;
 
   double constant(int64_t n) const { return static_cast<double>(n) * (std::log(static_cast<double>(prior_sigma)) - 0.5); }
 
-  float term(float m, const Softplus& sp, float) const {
-    const float d = m - prior_mu;
-    return (sp.sigma * sp.sigma + d * d) * (0.5f / (prior_sigma * prior_sigma)) - sp.log_sigma;
-  }
-
-  void partials(float m, float sigma, float, float& d_mu, float& d_sigma) const {
+  Terms terms(float m, const Softplus& sp, float) const {
     const float inv_var = 1.0f / (prior_sigma * prior_sigma);
-    d_mu = (m - prior_mu) * inv_var;
-    d_sigma = sigma * inv_var - 1.0f / sigma;
+    const float d = m - prior_mu;
+    return {(sp.sigma * sp.sigma + d * d) * (0.5f * inv_var) - sp.log_sigma, d * inv_var, sp.sigma * inv_var - 1.0f / sp.sigma};
   }
 };
 
@@ -89,23 +95,24 @@ struct MixturePrior {
     l2 = log_a2 - half_w2 * inv_var2;
   }
 
-  __attribute__((always_inline)) float term(float m, const Softplus& sp, float e) const {
-    float l1, l2;
-    logs(m + sp.sigma * e, l1, l2);
-    const float high = l1 > l2 ? l1 : l2;
-    const float low = l1 > l2 ? l2 : l1;
-    return -sp.log_sigma - 0.5f * e * e - (high + fast_log(1.0f + fast_exp(low - high)));
-  }
-
   // With gamma = a1 / (a1 + a2), the wide component's responsibility,
-  // d kl / d w = w (gamma / s1^2 + (1 - gamma) / s2^2), and w = mu + sigma eps.
-  void partials(float m, float sigma, float e, float& d_mu, float& d_sigma) const {
-    const float w = m + sigma * e;
+  // d kl / d w = w (gamma / s1^2 + (1 - gamma) / s2^2), and w = mu + sigma eps;
+  // gamma comes from the log-sum-exp's own exp.
+  __attribute__((always_inline)) Terms terms(float m, const Softplus& sp, float e) const {
+    const float w = m + sp.sigma * e;
     float l1, l2;
     logs(w, l1, l2);
-    const float gamma = 1.0f / (1.0f + fast_exp(l2 - l1));
-    d_mu = w * (gamma * inv_var1 + (1.0f - gamma) * inv_var2);
-    d_sigma = d_mu * e - 1.0f / sigma;
+    const bool wide = l1 > l2;
+    const float high = wide ? l1 : l2;
+    const float low = wide ? l2 : l1;
+    // low - high is below -1000 for most weights near the narrow spike; cut at
+    // -80 so that t stays a normal float: each operation a subnormal enters costs
+    // a microcode assist on Intel CPUs (the pass ran twice as slow), and neither
+    // log(1 + t) nor gamma changes in float.
+    const float t = fast_exp(std::max(low - high, -80.0f));
+    const float gamma = wide ? 1.0f / (1.0f + t) : t / (1.0f + t);
+    const float d_mu = w * (gamma * inv_var1 + (1.0f - gamma) * inv_var2);
+    return {-sp.log_sigma - 0.5f * e * e - (high + fast_log(1.0f + t)), d_mu, d_mu * e - 1.0f / sp.sigma};
   }
 };
 
@@ -114,33 +121,46 @@ struct MixturePrior {
 struct NoPrior {
   static constexpr bool kUsesEps = false;
   double constant(int64_t) const { return 0.0; }
-  float term(float, const Softplus&, float) const { return 0.0f; }
+  Terms terms(float, const Softplus&, float) const { return {0.0f, 0.0f, 0.0f}; }
+};
+
+// What the backward reads (see the top): a = d_mu, b = d_sigma sigmoid(rho),
+// c = eps sigmoid(rho) or 2 sigma sigmoid(rho); all null where no backward follows.
+struct Saved {
+  float *a, *b, *c;
 };
 
 // Forward over elements [begin, end): out = sigma^2, or the draw mu + sigma eps
-// (kDraw); returns their KL terms' sum. Its own function, with the prior by value,
-// so that the compiler sees nothing the stores to out could change, and vectorizes.
-template <class Prior, bool kDraw>
-double ForwardChunk(const Prior prior, const float* m, const float* r, const float* e, float* out, int64_t begin, int64_t end) {
+// (kDraw), and with kSave what the backward needs; returns the KL terms' sum.
+// Its own function, with the prior by value, so that the compiler sees nothing
+// the stores could change, and vectorizes.
+template <class Prior, bool kDraw, bool kSave>
+double ForwardChunk(const Prior prior, const float* m, const float* r, const float* e, float* out, Saved saved, int64_t begin, int64_t end) {
   double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = begin; i < end; ++i) {
     const Softplus sp = softplus_and_log(r[i]);
     const float ei = Prior::kUsesEps || kDraw ? e[i] : 0.0f;
+    const Terms t = prior.terms(m[i], sp, ei);
     out[i] = kDraw ? m[i] + sp.sigma * ei : sp.sigma * sp.sigma;
-    sum += static_cast<double>(prior.term(m[i], sp, ei));
+    if (kSave) {
+      saved.a[i] = t.d_mu;
+      saved.b[i] = t.d_sigma * sp.sigmoid;
+      saved.c[i] = (kDraw ? ei : 2.0f * sp.sigma) * sp.sigmoid;
+    }
+    sum += static_cast<double>(t.kl);
   }
   return sum;
 }
 
-template <class Prior, bool kDraw>
-float ForwardPass(const Prior& prior, const float* m, const float* r, const float* e, float* out, int64_t n, int threads) {
+template <class Prior, bool kDraw, bool kSave>
+float ForwardPass(const Prior& prior, const float* m, const float* r, const float* e, float* out, Saved saved, int64_t n, int threads) {
   // One partial sum per fixed chunk, added up in order: the KL is the same
   // number whatever the thread count and however the chunks were shared out.
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(chunks, 0.0);
   ParallelChunks(chunks, threads, [&](int64_t c) {
-    partial[c] = ForwardChunk<Prior, kDraw>(prior, m, r, e, out, c * kChunk, std::min(n, (c + 1) * kChunk));
+    partial[c] = ForwardChunk<Prior, kDraw, kSave>(prior, m, r, e, out, saved, c * kChunk, std::min(n, (c + 1) * kChunk));
   });
   double sum = prior.constant(n);
   for (const double p : partial) sum += p;
@@ -151,33 +171,26 @@ float ForwardPass(const Prior& prior, const float* m, const float* r, const floa
 // vectorizes (a run-time flag inside the loop made it about 30 % slower).
 // kHasGradOut: whether a gradient reached the output (none does when nothing
 // downstream used it).
-template <class Prior, bool kDraw, bool kHasGradOut>
-void BackwardChunk(const Prior prior, const float* m, const float* r, const float* e, const float* g_out, float gk, float* gm, float* gr, int64_t begin,
-                   int64_t end) {
+template <bool kDraw, bool kHasGradOut>
+void BackwardChunk(const float* a, const float* b, const float* c, const float* g_out, float gk, float* gm, float* gr, int64_t begin, int64_t end) {
 #pragma omp simd
   for (int64_t i = begin; i < end; ++i) {
-    // sigma again from rho: twice as fast as the square root of the forward's
-    // sigma^2 (4 against 10 ms per 1.44M weights with the mixture prior), and exact
-    const Softplus sp = softplus_and_log(r[i]);
-    const float sigma = sp.sigma;
-    const float ei = Prior::kUsesEps || kDraw ? e[i] : 0.0f;
     const float go = kHasGradOut ? g_out[i] : 0.0f;
-    float d_mu, d_sigma;
-    prior.partials(m[i], sigma, ei, d_mu, d_sigma);
-    gm[i] = gk * d_mu + (kDraw ? go : 0.0f);
-    gr[i] = (gk * d_sigma + (kDraw ? go * ei : 2.0f * sigma * go)) * sp.sigmoid;
+    gm[i] = gk * a[i] + (kDraw ? go : 0.0f);
+    gr[i] = gk * b[i] + go * c[i];
   }
 }
 
-template <class Prior, bool kDraw, bool kHasGradOut>
-void BackwardPass(const Prior& prior, const float* m, const float* r, const float* e, const float* g_out, float gk, float* gm, float* gr, int64_t n,
-                  int threads) {
-  ParallelChunks((n + kChunk - 1) / kChunk, threads, [&](int64_t c) {
-    BackwardChunk<Prior, kDraw, kHasGradOut>(prior, m, r, e, g_out, gk, gm, gr, c * kChunk, std::min(n, (c + 1) * kChunk));
+template <bool kDraw, bool kHasGradOut>
+void BackwardPass(const float* a, const float* b, const float* c, const float* g_out, float gk, float* gm, float* gr, int64_t n, int threads) {
+  ParallelChunks((n + kChunk - 1) / kChunk, threads, [&](int64_t chunk) {
+    BackwardChunk<kDraw, kHasGradOut>(a, b, c, g_out, gk, gm, gr, chunk * kChunk, std::min(n, (chunk + 1) * kChunk));
   });
 }
 
-template <class Prior, bool kDraw>
+// kSave: the training operators, whose outputs are (out, kl, a, b, c), the last
+// three for the backward; without it (no prior) just (out, kl).
+template <class Prior, bool kDraw, bool kSave = true>
 std::vector<paddle::Tensor> Forward(const Prior& prior, const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor* eps, int threads) {
   check(mu, "mu");
   check(rho, "rho");
@@ -186,37 +199,39 @@ std::vector<paddle::Tensor> Forward(const Prior& prior, const paddle::Tensor& mu
     check(*eps, "eps");
     PD_CHECK(eps->numel() == rho.numel(), "eps must have as many elements as rho");
   }
-  auto out = paddle::empty(rho.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
-  auto kl = paddle::empty({}, paddle::DataType::FLOAT32, paddle::CPUPlace());
-  kl.data<float>()[0] = ForwardPass<Prior, kDraw>(prior, mu.data<float>(), rho.data<float>(), eps ? eps->data<float>() : nullptr,
-                                                  out.data<float>(), rho.numel(), threads);
-  return {out, kl};
+  auto empty = [](const paddle::Tensor& like) { return paddle::empty(like.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace()); };
+  std::vector<paddle::Tensor> outputs = {empty(rho), paddle::empty({}, paddle::DataType::FLOAT32, paddle::CPUPlace())};
+  Saved saved{nullptr, nullptr, nullptr};
+  if (kSave) {
+    outputs.insert(outputs.end(), {empty(mu), empty(rho), empty(rho)});
+    saved = {outputs[2].data<float>(), outputs[3].data<float>(), outputs[4].data<float>()};
+  }
+  outputs[1].data<float>()[0] = ForwardPass<Prior, kDraw, kSave>(prior, mu.data<float>(), rho.data<float>(), eps ? eps->data<float>() : nullptr,
+                                                                 outputs[0].data<float>(), saved, rho.numel(), threads);
+  return outputs;
 }
 
-template <class Prior, bool kDraw>
-std::vector<paddle::Tensor> Backward(const Prior& prior, const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor* eps,
-                                     const paddle::Tensor& grad_out, const paddle::Tensor& grad_kl, int threads) {
-  auto grad_mu = paddle::empty(mu.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
-  auto grad_rho = paddle::empty(rho.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
+// The same for every prior: the forward saved what the prior contributes.
+template <bool kDraw>
+std::vector<paddle::Tensor> Backward(const paddle::Tensor& a, const paddle::Tensor& b, const paddle::Tensor& c, const paddle::Tensor& grad_out,
+                                     const paddle::Tensor& grad_kl, int threads) {
+  auto grad_mu = paddle::empty(a.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
+  auto grad_rho = paddle::empty(b.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
   const float gk = grad_kl.initialized() ? grad_kl.data<float>()[0] : 0.0f;
-  const bool has_grad_out = grad_out.initialized() && grad_out.numel() == rho.numel();
-  const auto pass = has_grad_out ? BackwardPass<Prior, kDraw, true> : BackwardPass<Prior, kDraw, false>;
-  pass(prior, mu.data<float>(), rho.data<float>(), eps ? eps->data<float>() : nullptr, has_grad_out ? grad_out.data<float>() : nullptr, gk,
-       grad_mu.data<float>(), grad_rho.data<float>(), rho.numel(), threads);
+  const bool has_grad_out = grad_out.initialized() && grad_out.numel() == b.numel();
+  const auto pass = has_grad_out ? BackwardPass<kDraw, true> : BackwardPass<kDraw, false>;
+  pass(a.data<float>(), b.data<float>(), c.data<float>(), has_grad_out ? grad_out.data<float>() : nullptr, gk, grad_mu.data<float>(),
+       grad_rho.data<float>(), b.numel(), threads);
   return {grad_mu, grad_rho};
 }
 
 }  // namespace
 
-// The four operators: {gaussian, mixture} x {variance (sigma^2), sample (w)}; and the two without a prior.
+// The four operators: {gaussian, mixture} x {variance (sigma^2), sample (w)};
+// their backward passes, one per kind of output; and the two without a prior.
 
 std::vector<paddle::Tensor> GaussianVarianceForward(const paddle::Tensor& mu, const paddle::Tensor& rho, float prior_mu, float prior_sigma, int threads) {
   return Forward<GaussianPrior, false>({prior_mu, prior_sigma}, mu, rho, nullptr, threads);
-}
-
-std::vector<paddle::Tensor> GaussianVarianceBackward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& grad_variance,
-                                                      const paddle::Tensor& grad_kl, float prior_mu, float prior_sigma, int threads) {
-  return Backward<GaussianPrior, false>({prior_mu, prior_sigma}, mu, rho, nullptr, grad_variance, grad_kl, threads);
 }
 
 std::vector<paddle::Tensor> GaussianSampleForward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, float prior_mu,
@@ -224,20 +239,9 @@ std::vector<paddle::Tensor> GaussianSampleForward(const paddle::Tensor& mu, cons
   return Forward<GaussianPrior, true>({prior_mu, prior_sigma}, mu, rho, &eps, threads);
 }
 
-std::vector<paddle::Tensor> GaussianSampleBackward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, const paddle::Tensor& grad_w,
-                                                   const paddle::Tensor& grad_kl, float prior_mu, float prior_sigma, int threads) {
-  return Backward<GaussianPrior, true>({prior_mu, prior_sigma}, mu, rho, &eps, grad_w, grad_kl, threads);
-}
-
 std::vector<paddle::Tensor> MixtureVarianceForward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, float pi, float sigma1,
                                                     float sigma2, int threads) {
   return Forward<MixturePrior, false>(MixturePrior(pi, sigma1, sigma2), mu, rho, &eps, threads);
-}
-
-std::vector<paddle::Tensor> MixtureVarianceBackward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps,
-                                                     const paddle::Tensor& grad_variance, const paddle::Tensor& grad_kl, float pi, float sigma1, float sigma2,
-                                                     int threads) {
-  return Backward<MixturePrior, false>(MixturePrior(pi, sigma1, sigma2), mu, rho, &eps, grad_variance, grad_kl, threads);
 }
 
 std::vector<paddle::Tensor> MixtureSampleForward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, float pi, float sigma1,
@@ -245,18 +249,23 @@ std::vector<paddle::Tensor> MixtureSampleForward(const paddle::Tensor& mu, const
   return Forward<MixturePrior, true>(MixturePrior(pi, sigma1, sigma2), mu, rho, &eps, threads);
 }
 
-std::vector<paddle::Tensor> MixtureSampleBackward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, const paddle::Tensor& grad_w,
-                                                  const paddle::Tensor& grad_kl, float pi, float sigma1, float sigma2, int threads) {
-  return Backward<MixturePrior, true>(MixturePrior(pi, sigma1, sigma2), mu, rho, &eps, grad_w, grad_kl, threads);
+std::vector<paddle::Tensor> VarianceBackward(const paddle::Tensor& a, const paddle::Tensor& b, const paddle::Tensor& c, const paddle::Tensor& grad_variance,
+                                             const paddle::Tensor& grad_kl, int threads) {
+  return Backward<false>(a, b, c, grad_variance, grad_kl, threads);
+}
+
+std::vector<paddle::Tensor> SampleBackward(const paddle::Tensor& a, const paddle::Tensor& b, const paddle::Tensor& c, const paddle::Tensor& grad_w,
+                                           const paddle::Tensor& grad_kl, int threads) {
+  return Backward<true>(a, b, c, grad_w, grad_kl, threads);
 }
 
 // Without a KL and without gradients (evaluation): the draw, or sigma^2.
 std::vector<paddle::Tensor> PosteriorSampleForward(const paddle::Tensor& mu, const paddle::Tensor& rho, const paddle::Tensor& eps, int threads) {
-  return {Forward<NoPrior, true>({}, mu, rho, &eps, threads)[0]};
+  return {Forward<NoPrior, true, false>({}, mu, rho, &eps, threads)[0]};
 }
 
 std::vector<paddle::Tensor> PosteriorVarianceForward(const paddle::Tensor& mu, const paddle::Tensor& rho, int threads) {
-  return {Forward<NoPrior, false>({}, mu, rho, nullptr, threads)[0]};
+  return {Forward<NoPrior, false, false>({}, mu, rho, nullptr, threads)[0]};
 }
 
 std::vector<std::vector<int64_t>> OneOutputShape(const std::vector<int64_t>& mu_shape, const std::vector<int64_t>& rho_shape) { return {rho_shape}; }
@@ -272,74 +281,77 @@ std::vector<paddle::DataType> OneOutputDtypeWithEps(const paddle::DataType& mu_d
   return {rho_dtype};
 }
 
-std::vector<std::vector<int64_t>> TwoInputShape(const std::vector<int64_t>& mu_shape, const std::vector<int64_t>& rho_shape) { return {rho_shape, {}}; }
+// The training operators' outputs: out, kl, and the saved a (mu's shape), b, c.
+std::vector<std::vector<int64_t>> TwoInputShape(const std::vector<int64_t>& mu_shape, const std::vector<int64_t>& rho_shape) {
+  return {rho_shape, {}, mu_shape, rho_shape, rho_shape};
+}
 
 std::vector<std::vector<int64_t>> ThreeInputShape(const std::vector<int64_t>& mu_shape, const std::vector<int64_t>& rho_shape,
                                                   const std::vector<int64_t>& eps_shape) {
-  return {rho_shape, {}};
+  return {rho_shape, {}, mu_shape, rho_shape, rho_shape};
 }
 
-std::vector<paddle::DataType> TwoInputDtype(const paddle::DataType& mu_dtype, const paddle::DataType& rho_dtype) { return {rho_dtype, rho_dtype}; }
+std::vector<paddle::DataType> TwoInputDtype(const paddle::DataType& mu_dtype, const paddle::DataType& rho_dtype) { return {rho_dtype, rho_dtype, rho_dtype, rho_dtype, rho_dtype}; }
 
 std::vector<paddle::DataType> ThreeInputDtype(const paddle::DataType& mu_dtype, const paddle::DataType& rho_dtype, const paddle::DataType& eps_dtype) {
-  return {rho_dtype, rho_dtype};
+  return {rho_dtype, rho_dtype, rho_dtype, rho_dtype, rho_dtype};
 }
 
 PD_BUILD_OP(gaussian_variance_kl)
     .Inputs({"Mu", "Rho"})
-    .Outputs({"Var", "KL"})
+    .Outputs({"Var", "KL", "A", "B", "C"})
     .Attrs({"prior_mu: float", "prior_sigma: float", "threads: int"})
     .SetKernelFn(PD_KERNEL(GaussianVarianceForward))
     .SetInferShapeFn(PD_INFER_SHAPE(TwoInputShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(TwoInputDtype));
 
 PD_BUILD_GRAD_OP(gaussian_variance_kl)
-    .Inputs({"Mu", "Rho", paddle::Grad("Var"), paddle::Grad("KL")})
+    .Inputs({"A", "B", "C", paddle::Grad("Var"), paddle::Grad("KL")})
     .Outputs({paddle::Grad("Mu"), paddle::Grad("Rho")})
-    .Attrs({"prior_mu: float", "prior_sigma: float", "threads: int"})
-    .SetKernelFn(PD_KERNEL(GaussianVarianceBackward));
+    .Attrs({"threads: int"})
+    .SetKernelFn(PD_KERNEL(VarianceBackward));
 
 PD_BUILD_OP(gaussian_sample_kl)
     .Inputs({"Mu", "Rho", "Eps"})
-    .Outputs({"W", "KL"})
+    .Outputs({"W", "KL", "A", "B", "C"})
     .Attrs({"prior_mu: float", "prior_sigma: float", "threads: int"})
     .SetKernelFn(PD_KERNEL(GaussianSampleForward))
     .SetInferShapeFn(PD_INFER_SHAPE(ThreeInputShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(ThreeInputDtype));
 
 PD_BUILD_GRAD_OP(gaussian_sample_kl)
-    .Inputs({"Mu", "Rho", "Eps", paddle::Grad("W"), paddle::Grad("KL")})
+    .Inputs({"A", "B", "C", paddle::Grad("W"), paddle::Grad("KL")})
     .Outputs({paddle::Grad("Mu"), paddle::Grad("Rho")})
-    .Attrs({"prior_mu: float", "prior_sigma: float", "threads: int"})
-    .SetKernelFn(PD_KERNEL(GaussianSampleBackward));
+    .Attrs({"threads: int"})
+    .SetKernelFn(PD_KERNEL(SampleBackward));
 
 PD_BUILD_OP(mixture_variance_kl)
     .Inputs({"Mu", "Rho", "Eps"})
-    .Outputs({"Var", "KL"})
+    .Outputs({"Var", "KL", "A", "B", "C"})
     .Attrs({"pi: float", "sigma1: float", "sigma2: float", "threads: int"})
     .SetKernelFn(PD_KERNEL(MixtureVarianceForward))
     .SetInferShapeFn(PD_INFER_SHAPE(ThreeInputShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(ThreeInputDtype));
 
 PD_BUILD_GRAD_OP(mixture_variance_kl)
-    .Inputs({"Mu", "Rho", "Eps", paddle::Grad("Var"), paddle::Grad("KL")})
+    .Inputs({"A", "B", "C", paddle::Grad("Var"), paddle::Grad("KL")})
     .Outputs({paddle::Grad("Mu"), paddle::Grad("Rho")})
-    .Attrs({"pi: float", "sigma1: float", "sigma2: float", "threads: int"})
-    .SetKernelFn(PD_KERNEL(MixtureVarianceBackward));
+    .Attrs({"threads: int"})
+    .SetKernelFn(PD_KERNEL(VarianceBackward));
 
 PD_BUILD_OP(mixture_sample_kl)
     .Inputs({"Mu", "Rho", "Eps"})
-    .Outputs({"W", "KL"})
+    .Outputs({"W", "KL", "A", "B", "C"})
     .Attrs({"pi: float", "sigma1: float", "sigma2: float", "threads: int"})
     .SetKernelFn(PD_KERNEL(MixtureSampleForward))
     .SetInferShapeFn(PD_INFER_SHAPE(ThreeInputShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(ThreeInputDtype));
 
 PD_BUILD_GRAD_OP(mixture_sample_kl)
-    .Inputs({"Mu", "Rho", "Eps", paddle::Grad("W"), paddle::Grad("KL")})
+    .Inputs({"A", "B", "C", paddle::Grad("W"), paddle::Grad("KL")})
     .Outputs({paddle::Grad("Mu"), paddle::Grad("Rho")})
-    .Attrs({"pi: float", "sigma1: float", "sigma2: float", "threads: int"})
-    .SetKernelFn(PD_KERNEL(MixtureSampleBackward));
+    .Attrs({"threads: int"})
+    .SetKernelFn(PD_KERNEL(SampleBackward));
 
 PD_BUILD_OP(bbb_posterior_sample)
     .Inputs({"Mu", "Rho", "Eps"})
