@@ -41,6 +41,7 @@ class Objective:
     num_epochs: int         # for the weights that change over the run (Soenderby)
     num_train: int          # N, the training samples of all processes
     samples: int            # Monte-Carlo passes per step (train.train_ens; 1 for a deterministic net)
+    average: str = "predictive"  # how the passes are averaged (train.ens_objective, model/mc.py TRAIN_AVERAGES)
 
 
 def train_one_epoch(net, loader, optimizer, objective: Objective, epoch: int, group: ProcessGroup) -> dict:
@@ -58,7 +59,7 @@ def train_one_epoch(net, loader, optimizer, objective: Objective, epoch: int, gr
     for i, (images, labels) in enumerate(progress):
         reader_cost += time.perf_counter() - tick
         beta = kl_weight(objective.beta_type, i, num_batches, epoch, objective.num_epochs)
-        outputs, kl = likelihood.mc_outputs_and_kl(net, images, objective.samples)
+        outputs, kl = likelihood.mc_outputs_and_kl(net, images, objective.samples, objective.average)
         loss = elbo_loss(outputs, labels, kl, beta, num_batches, objective.num_train, likelihood.nll)
         loss_value = float(loss)
         if group.parallel:  # every process must see the same value, or one stops while the others wait for it
@@ -171,7 +172,7 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
     if aside:
         logger.info("the previous run of %s was moved to %s; it is deleted once this run has a best checkpoint", cfg.run_name, aside)
     net = group.wrap(model)
-    objective = Objective(cfg.train.beta_type, cfg.train.num_epochs, num_train, cfg.train.train_ens if model.is_bayesian else 1)
+    objective = Objective(cfg.train.beta_type, cfg.train.num_epochs, num_train, cfg.train.train_ens if model.is_bayesian else 1, cfg.train.ens_objective)
     num_valid = int(group.sum([len(valid_loader.dataset)])[0])
 
     logger.info(

@@ -28,9 +28,9 @@ class Categorical:
     best_key = "acc"
     worst = -1.0
 
-    def mc_outputs_and_kl(self, model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, paddle.Tensor]:
-        """A training step's: log predictive probabilities [B, C] averaged over the passes, and the KL."""
-        return mc_log_probs_and_kl(model, x, samples)
+    def mc_outputs_and_kl(self, model, x: paddle.Tensor, samples: int, average: str = "predictive") -> tuple[paddle.Tensor, paddle.Tensor]:
+        """A training step's: log probabilities [B, C] of the passes, averaged as `average` says (model/mc.py), and the KL."""
+        return mc_log_probs_and_kl(model, x, samples, average)
 
     def mc_outputs(self, model, x: paddle.Tensor, samples: int) -> paddle.Tensor:
         """Log predictive probabilities [B, C] averaged over the passes (no KL)."""
@@ -95,8 +95,9 @@ class Gaussian:
         """sigma in standardised units."""
         return float(self.noise.std()[0])
 
-    def mc_outputs_and_kl(self, model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, paddle.Tensor]:
-        """A training step's: the outputs of every pass [T, B, 2] (mean, noise std), and the KL averaged over the passes."""
+    def mc_outputs_and_kl(self, model, x: paddle.Tensor, samples: int, average: str = "predictive") -> tuple[paddle.Tensor, paddle.Tensor]:
+        """A training step's: the outputs of every pass [T, B, 2] (mean, noise std), and the KL averaged over the passes.
+        Its NLL is always the predictive mixture's (the config refuses train.ens_objective elbo here)."""
         outputs, kls = [], []
         for _ in range(samples):
             out, kl = model(x)

@@ -21,16 +21,24 @@ def log_mean_exp(x: paddle.Tensor, axis: int = 0) -> paddle.Tensor:
     return paddle.logsumexp(x, axis=axis) - math.log(x.shape[axis])
 
 
-def mc_log_probs_and_kl(model, x: paddle.Tensor, samples: int) -> tuple[paddle.Tensor, paddle.Tensor]:
-    """A training step's Monte-Carlo ensemble: log of the predictive probabilities
-    averaged over `samples` forward passes, and the KL averaged over the same passes.
+def _mean_log_likelihood(log_probs: list[paddle.Tensor]) -> paddle.Tensor:
+    """the mean of the passes' log-probabilities: its NLL is the mean of the passes' NLLs."""
+    return log_probs[0] if len(log_probs) == 1 else paddle.stack(log_probs).mean(axis=0)
+
+
+def mc_log_probs_and_kl(model, x: paddle.Tensor, samples: int, average: str = "predictive") -> tuple[paddle.Tensor, paddle.Tensor]:
+    """A training step's Monte-Carlo ensemble over `samples` forward passes, and the KL
+    averaged over the same passes. average (train.ens_objective, TRAIN_AVERAGES):
+    'predictive' returns the log of the passes' mean probabilities, 'elbo' the mean of
+    their log-probabilities, so the NLL is the Monte-Carlo ELBO's and its gradient the
+    mean of the passes' gradients. One pass gives the same either way.
     `model` is the net or its paddle.DataParallel wrapper."""
     log_probs, kls = [], []
     for _ in range(samples):
         logits, kl = model(x)
         log_probs.append(F.log_softmax(logits, axis=-1))
         kls.append(kl)
-    return _predictive(log_probs), kls[0] if samples == 1 else paddle.stack(kls).mean()
+    return TRAIN_AVERAGES[average](log_probs), kls[0] if samples == 1 else paddle.stack(kls).mean()
 
 
 def mc_log_probs(model, x: paddle.Tensor, samples: int) -> paddle.Tensor:
@@ -41,6 +49,12 @@ def mc_log_probs(model, x: paddle.Tensor, samples: int) -> paddle.Tensor:
 def _predictive(log_probs: list[paddle.Tensor]) -> paddle.Tensor:
     """log of the mean of the passes' probabilities (one pass: its own)."""
     return log_probs[0] if len(log_probs) == 1 else log_mean_exp(paddle.stack(log_probs), axis=0)
+
+
+# How a training step with train.train_ens > 1 passes averages them (train.ens_objective):
+# 'predictive' as Shridhar et al.'s code (log of the mean probability), 'elbo' as
+# Blundell et al. ("samples averaged per gradient").
+TRAIN_AVERAGES = {"predictive": _predictive, "elbo": _mean_log_likelihood}
 
 
 @paddle.no_grad()

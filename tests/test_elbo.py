@@ -73,3 +73,35 @@ def test_ensemble_averages_probabilities_and_kl_over_samples():
     assert float(kl) == pytest.approx(np.mean([float(k) for _, k in passes]), rel=1e-6)
     seed_everything(7)
     np.testing.assert_allclose(mc_log_probs(net, x, 5).numpy(), log_probs.numpy(), rtol=1e-5, atol=1e-6)  # the same passes, no KL
+
+
+def test_elbo_average_gives_the_mean_of_the_passes_nlls_and_their_gradients():
+    """train.ens_objective elbo: the loss of T passes is the mean of the passes' own
+    losses, so one step follows the average of their gradients (Blundell et al.)."""
+    seed_everything(3)
+    net = ModuleWrapper()
+    net.fc = BBB.BBBLinear(4, 3, rho_init=(-1.0, 0.1))
+    x, y = paddle.randn([2, 4]), paddle.to_tensor([0, 2])
+    seed_everything(7)
+    log_probs, _ = mc_log_probs_and_kl(net, x, 3, average="elbo")
+    loss = F.nll_loss(log_probs, y)
+    loss.backward()
+    grad = net.fc.weight_mu.grad.numpy().copy()
+    net.clear_gradients()
+    seed_everything(7)
+    losses = [F.nll_loss(F.log_softmax(net(x)[0], axis=-1), y) for _ in range(3)]
+    assert float(loss) == pytest.approx(np.mean([float(l) for l in losses]), rel=1e-6)
+    (paddle.add_n(losses) / 3).backward()
+    np.testing.assert_allclose(grad, net.fc.weight_mu.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_elbo_and_predictive_agree_for_one_pass():
+    seed_everything(3)
+    net = ModuleWrapper()
+    net.fc = BBB.BBBLinear(4, 3)
+    x = paddle.randn([2, 4])
+    seed_everything(5)
+    a, _ = mc_log_probs_and_kl(net, x, 1, average="elbo")
+    seed_everything(5)
+    b, _ = mc_log_probs_and_kl(net, x, 1, average="predictive")
+    np.testing.assert_array_equal(a.numpy(), b.numpy())

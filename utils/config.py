@@ -19,6 +19,7 @@ from data.photos import INVERT_CHOICES
 from model.optimizers import OPTIMIZERS, SCHEDULES
 from model.layers.base import INITIALIZERS
 from model.layers.priors import PRIORS
+from model.mc import TRAIN_AVERAGES
 from model.nets import LAYER_TYPES, NETS
 from model.pruning import RANKINGS
 from utils.errors import ConfigError
@@ -42,6 +43,7 @@ CHOICES = {
     "eval.split": ("test", "valid"),
     "train.optimizer": OPTIMIZERS,
     "train.lr_schedule": SCHEDULES,
+    "train.ens_objective": tuple(TRAIN_AVERAGES),
     "model.posterior.init": tuple(INITIALIZERS),
     "prune.ranking": RANKINGS,
     "pred.invert": INVERT_CHOICES,
@@ -328,6 +330,8 @@ def _check_tabular(cfg: Config) -> None:
         raise ConfigError(f"data.name {data.name} is tabular and needs model.name 2fc, got {model.name}")
     if model.likelihood == "gaussian" and not tabular:
         raise ConfigError(f"model.likelihood gaussian (regression) needs data.name toy_cubic or csv, got {data.name}")
+    if model.likelihood == "gaussian" and cfg.train.train_ens > 1 and cfg.train.ens_objective != "predictive":
+        raise ConfigError("train.ens_objective elbo averages class log-probabilities; for model.likelihood gaussian set train.ens_objective predictive (or train.train_ens 1)")
     if model.likelihood == "gaussian" and cfg.eval.split != "test":
         raise ConfigError("eval.split valid is for classification nets; regression eval scores the held-out test rows (eval.split test)")
     if data.name == "toy_cubic":
