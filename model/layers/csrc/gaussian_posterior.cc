@@ -64,6 +64,7 @@ struct Terms {
 
 struct GaussianPrior {
   static constexpr bool kUsesEps = false;
+  static constexpr bool kSplit = false;  // see ForwardChunk
   float prior_mu, prior_sigma;
 
   double constant(int64_t n) const { return static_cast<double>(n) * (std::log(static_cast<double>(prior_sigma)) - 0.5); }
@@ -77,6 +78,7 @@ struct GaussianPrior {
 
 struct MixturePrior {
   static constexpr bool kUsesEps = true;
+  static constexpr bool kSplit = true;
   float log_a1, log_a2, inv_var1, inv_var2;  // log(pi / s1), log((1 - pi) / s2), 1 / s^2
 
   MixturePrior(float pi, float sigma1, float sigma2)
@@ -120,6 +122,7 @@ struct MixturePrior {
 // (evaluation); the KL terms are zeros the compiler drops, with log sigma.
 struct NoPrior {
   static constexpr bool kUsesEps = false;
+  static constexpr bool kSplit = false;
   double constant(int64_t) const { return 0.0; }
   Terms terms(float, const Softplus&, float) const { return {0.0f, 0.0f, 0.0f}; }
 };
@@ -130,25 +133,55 @@ struct Saved {
   float *a, *b, *c;
 };
 
-// Forward over elements [begin, end): out = sigma^2, or the draw mu + sigma eps
-// (kDraw), and with kSave what the backward needs; returns the KL terms' sum.
-// Its own function, with the prior by value, so that the compiler sees nothing
-// the stores could change, and vectorizes.
+// One element of the forward: out = sigma^2, or the draw mu + sigma eps (kDraw),
+// and with kSave what the backward needs; returns the element's KL term.
+template <class Prior, bool kDraw, bool kSave>
+__attribute__((always_inline)) inline float ForwardElement(const Prior& prior, float m, const Softplus& sp, float e, float& out, Saved saved, int64_t i) {
+  const float ei = Prior::kUsesEps || kDraw ? e : 0.0f;
+  const Terms t = prior.terms(m, sp, ei);
+  out = kDraw ? m + sp.sigma * ei : sp.sigma * sp.sigma;
+  if (kSave) {
+    saved.a[i] = t.d_mu;
+    saved.b[i] = t.d_sigma * sp.sigmoid;
+    saved.c[i] = (kDraw ? ei : 2.0f * sp.sigma) * sp.sigmoid;
+  }
+  return t.kl;
+}
+
+// The mixture's training forward (Prior::kSplit) takes a chunk in blocks:
+// softplus first, into buffers in the cache, then the prior's terms. As one loop
+// its body is long enough that its registers spill; split, the pass ran 12-20 %
+// faster on Zen 4 in alternating runs, with the same results (2fc-1200, 2
+// threads: 6.8-7.1 -> 5.4-6.8 ms; the machine is noisy).
+// The Gaussian's terms are cheap, and there the split was slower (3.8 -> 4.1-5.0 ms).
+constexpr int64_t kBlock = 1024;
+
+// Forward over elements [begin, end); returns the KL terms' sum. Its own
+// function, with the prior by value, so that the compiler sees nothing the
+// stores could change, and vectorizes.
 template <class Prior, bool kDraw, bool kSave>
 double ForwardChunk(const Prior prior, const float* m, const float* r, const float* e, float* out, Saved saved, int64_t begin, int64_t end) {
   double sum = 0.0;
+  if constexpr (!(kSave && Prior::kSplit)) {
 #pragma omp simd reduction(+ : sum)
-  for (int64_t i = begin; i < end; ++i) {
-    const Softplus sp = softplus_and_log(r[i]);
-    const float ei = Prior::kUsesEps || kDraw ? e[i] : 0.0f;
-    const Terms t = prior.terms(m[i], sp, ei);
-    out[i] = kDraw ? m[i] + sp.sigma * ei : sp.sigma * sp.sigma;
-    if (kSave) {
-      saved.a[i] = t.d_mu;
-      saved.b[i] = t.d_sigma * sp.sigmoid;
-      saved.c[i] = (kDraw ? ei : 2.0f * sp.sigma) * sp.sigmoid;
+    for (int64_t i = begin; i < end; ++i) sum += static_cast<double>(ForwardElement<Prior, kDraw, kSave>(prior, m[i], softplus_and_log(r[i]), Prior::kUsesEps || kDraw ? e[i] : 0.0f, out[i], saved, i));
+    return sum;
+  }
+  alignas(64) float sigma[kBlock], log_sigma[kBlock], sigmoid[kBlock];
+  for (int64_t start = begin; start < end; start += kBlock) {
+    const int64_t stop = std::min(end, start + kBlock);
+#pragma omp simd
+    for (int64_t i = start; i < stop; ++i) {
+      const Softplus sp = softplus_and_log(r[i]);
+      sigma[i - start] = sp.sigma;
+      log_sigma[i - start] = sp.log_sigma;
+      sigmoid[i - start] = sp.sigmoid;
     }
-    sum += static_cast<double>(t.kl);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = start; i < stop; ++i) {
+      const Softplus sp{sigma[i - start], log_sigma[i - start], sigmoid[i - start]};
+      sum += static_cast<double>(ForwardElement<Prior, kDraw, kSave>(prior, m[i], sp, Prior::kUsesEps || kDraw ? e[i] : 0.0f, out[i], saved, i));
+    }
   }
   return sum;
 }
