@@ -56,16 +56,18 @@ SCHEDULES: dict[str, Callable] = {
 }
 
 
-def parameter_groups(model: paddle.nn.Layer, weight_decay: float) -> list[dict]:
+def parameter_groups(model: paddle.nn.Layer, weight_decay: float, rho_lr_scale: float = 1.0) -> list[dict]:
     """The L2 weight decay applies to means and plain weights, never to rho
-    (decay would pull sigma = softplus(rho) towards softplus(0) = 0.69)."""
+    (decay would pull sigma = softplus(rho) towards softplus(0) = 0.69). Every rho
+    steps rho_lr_scale times as far as the rest (Paddle multiplies a group's
+    learning_rate into the schedule's rate)."""
     rho = [p for name, p in model.named_parameters() if name.endswith("_rho")]
     rest = [p for name, p in model.named_parameters() if not name.endswith("_rho")]
     # None, not 0.0: Paddle turns 0.0 into an L2Decay(0) that still scales every
     # parameter and adds it to its gradient each step (two passes over the weights).
     groups = [{"params": rest, "weight_decay": weight_decay or None}]
     if rho:
-        groups.append({"params": rho, "weight_decay": None})
+        groups.append({"params": rho, "weight_decay": None, "learning_rate": rho_lr_scale})
     return groups
 
 
@@ -75,4 +77,4 @@ def make_schedule(cfg_train) -> paddle.optimizer.lr.LRScheduler:
 
 def make_optimizer(model: paddle.nn.Layer, lr, cfg_train) -> paddle.optimizer.Optimizer:
     """The configured optimizer over `model`'s parameters; lr is a number or a schedule."""
-    return OPTIMIZERS[cfg_train.optimizer](lr, parameter_groups(model, cfg_train.weight_decay), cfg_train)
+    return OPTIMIZERS[cfg_train.optimizer](lr, parameter_groups(model, cfg_train.weight_decay, cfg_train.rho_lr_scale), cfg_train)

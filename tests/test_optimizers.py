@@ -27,6 +27,22 @@ def test_weight_decay_never_touches_rho(small_cfg):
     assert not np.allclose(net.fc.weight_mu.numpy(), mu_before)
 
 
+def test_rho_lr_scale_multiplies_the_step_of_rho_alone(small_cfg):
+    steps = {}
+    for scale in (1.0, 10.0):
+        net = _net()
+        before = {name: p.numpy().copy() for name, p in net.named_parameters()}
+        optimizer = make_optimizer(net, 0.1, small_cfg("train.optimizer=sgd", f"train.rho_lr_scale={scale}").train)
+        out, kl = net(paddle.ones([4, 6]))  # mean weights and the closed-form KL: both runs see the same gradients
+        (out.square().mean() + kl).backward()
+        optimizer.step()
+        steps[scale] = {name: p.numpy() - before[name] for name, p in net.named_parameters()}
+    for name, step in steps[10.0].items():
+        factor = 10.0 if name.endswith("_rho") else 1.0
+        np.testing.assert_allclose(step, factor * steps[1.0][name], rtol=1e-4, atol=1e-5, err_msg=name)  # float32 differences of values near 5
+    assert np.abs(steps[1.0]["fc.weight_rho"]).max() > 1e-2
+
+
 def test_no_weight_decay_adds_no_regularizer_to_any_parameter(small_cfg):
     # Paddle runs an L2Decay(0.0) anyway: a scale and an add per parameter each step
     net = _net()

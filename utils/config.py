@@ -76,6 +76,7 @@ RANGES = {
     "train.momentum": (0.0, 0.999999),
     "train.lr_factor": (1e-12, None),
     "train.weight_decay": (0.0, None),
+    "train.rho_lr_scale": (1e-12, None),
     "train.train_ens": (1, None),
     "train.valid_ens": (1, None),
     "train.save_epochs": (1, None),
