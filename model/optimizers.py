@@ -56,7 +56,7 @@ SCHEDULES: dict[str, Callable] = {
 }
 
 
-def parameter_groups(model: paddle.nn.Layer, weight_decay: float, rho_lr_scale: float = 1.0) -> list[dict]:
+def parameter_groups(model: paddle.nn.Layer, weight_decay: float, rho_lr_scale: float) -> list[dict]:
     """The L2 weight decay applies to means and plain weights, never to rho
     (decay would pull sigma = softplus(rho) towards softplus(0) = 0.69). Every rho
     steps rho_lr_scale times as far as the rest (Paddle multiplies a group's

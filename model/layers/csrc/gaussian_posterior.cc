@@ -133,13 +133,15 @@ struct Saved {
   float *a, *b, *c;
 };
 
-// One element of the forward: out = sigma^2, or the draw mu + sigma eps (kDraw),
-// and with kSave what the backward needs; returns the element's KL term.
+// Element i of the forward: out = sigma^2, or the draw mu + sigma eps (kDraw),
+// and with kSave what the backward needs; returns the element's KL term. e is
+// read only where the prior or the draw uses it (null otherwise).
 template <class Prior, bool kDraw, bool kSave>
-__attribute__((always_inline)) inline float ForwardElement(const Prior& prior, float m, const Softplus& sp, float e, float& out, Saved saved, int64_t i) {
-  const float ei = Prior::kUsesEps || kDraw ? e : 0.0f;
-  const Terms t = prior.terms(m, sp, ei);
-  out = kDraw ? m + sp.sigma * ei : sp.sigma * sp.sigma;
+__attribute__((always_inline)) inline float ForwardElement(const Prior& prior, const float* m, const Softplus& sp, const float* e, float* out, Saved saved,
+                                                           int64_t i) {
+  const float ei = Prior::kUsesEps || kDraw ? e[i] : 0.0f;
+  const Terms t = prior.terms(m[i], sp, ei);
+  out[i] = kDraw ? m[i] + sp.sigma * ei : sp.sigma * sp.sigma;
   if (kSave) {
     saved.a[i] = t.d_mu;
     saved.b[i] = t.d_sigma * sp.sigmoid;
@@ -150,9 +152,9 @@ __attribute__((always_inline)) inline float ForwardElement(const Prior& prior, f
 
 // The mixture's training forward (Prior::kSplit) takes a chunk in blocks:
 // softplus first, into buffers in the cache, then the prior's terms. As one loop
-// its body is long enough that its registers spill; split, the pass ran 12-20 %
-// faster on Zen 4 in alternating runs, with the same results (2fc-1200, 2
-// threads: 6.8-7.1 -> 5.4-6.8 ms; the machine is noisy).
+// its body is long enough that its registers spill; split, with the same results,
+// it ran 12-20 % faster on one Zen 4 core with the data in the cache, and on
+// 2fc-1200 (2 threads, alternating bench runs on a noisy machine) 6.8-7.1 -> 5.4-6.8 ms.
 // The Gaussian's terms are cheap, and there the split was slower (3.8 -> 4.1-5.0 ms).
 constexpr int64_t kBlock = 1024;
 
@@ -164,7 +166,7 @@ double ForwardChunk(const Prior prior, const float* m, const float* r, const flo
   double sum = 0.0;
   if constexpr (!(kSave && Prior::kSplit)) {
 #pragma omp simd reduction(+ : sum)
-    for (int64_t i = begin; i < end; ++i) sum += static_cast<double>(ForwardElement<Prior, kDraw, kSave>(prior, m[i], softplus_and_log(r[i]), Prior::kUsesEps || kDraw ? e[i] : 0.0f, out[i], saved, i));
+    for (int64_t i = begin; i < end; ++i) sum += static_cast<double>(ForwardElement<Prior, kDraw, kSave>(prior, m, softplus_and_log(r[i]), e, out, saved, i));
     return sum;
   }
   alignas(64) float sigma[kBlock], log_sigma[kBlock], sigmoid[kBlock];
@@ -180,7 +182,7 @@ double ForwardChunk(const Prior prior, const float* m, const float* r, const flo
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = start; i < stop; ++i) {
       const Softplus sp{sigma[i - start], log_sigma[i - start], sigmoid[i - start]};
-      sum += static_cast<double>(ForwardElement<Prior, kDraw, kSave>(prior, m[i], sp, Prior::kUsesEps || kDraw ? e[i] : 0.0f, out[i], saved, i));
+      sum += static_cast<double>(ForwardElement<Prior, kDraw, kSave>(prior, m, sp, e, out, saved, i));
     }
   }
   return sum;
