@@ -167,22 +167,22 @@ double ForwardChunk(const Prior prior, const float* m, const float* r, const flo
   if constexpr (!(kSave && Prior::kSplit)) {
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = begin; i < end; ++i) sum += static_cast<double>(ForwardElement<Prior, kDraw, kSave>(prior, m, softplus_and_log(r[i]), e, out, saved, i));
-    return sum;
-  }
-  alignas(64) float sigma[kBlock], log_sigma[kBlock], sigmoid[kBlock];
-  for (int64_t start = begin; start < end; start += kBlock) {
-    const int64_t stop = std::min(end, start + kBlock);
+  } else {
+    alignas(64) float sigma[kBlock], log_sigma[kBlock], sigmoid[kBlock];
+    for (int64_t start = begin; start < end; start += kBlock) {
+      const int64_t stop = std::min(end, start + kBlock);
 #pragma omp simd
-    for (int64_t i = start; i < stop; ++i) {
-      const Softplus sp = softplus_and_log(r[i]);
-      sigma[i - start] = sp.sigma;
-      log_sigma[i - start] = sp.log_sigma;
-      sigmoid[i - start] = sp.sigmoid;
-    }
+      for (int64_t i = start; i < stop; ++i) {
+        const Softplus sp = softplus_and_log(r[i]);
+        sigma[i - start] = sp.sigma;
+        log_sigma[i - start] = sp.log_sigma;
+        sigmoid[i - start] = sp.sigmoid;
+      }
 #pragma omp simd reduction(+ : sum)
-    for (int64_t i = start; i < stop; ++i) {
-      const Softplus sp{sigma[i - start], log_sigma[i - start], sigmoid[i - start]};
-      sum += static_cast<double>(ForwardElement<Prior, kDraw, kSave>(prior, m, sp, e, out, saved, i));
+      for (int64_t i = start; i < stop; ++i) {
+        const Softplus sp{sigma[i - start], log_sigma[i - start], sigmoid[i - start]};
+        sum += static_cast<double>(ForwardElement<Prior, kDraw, kSave>(prior, m, sp, e, out, saved, i));
+      }
     }
   }
   return sum;
