@@ -95,6 +95,8 @@ def _infer(cfg, args):
 def _train_text(result: dict) -> str:
     where = (f"weights in {result['best_checkpoint']}" if os.path.isfile(result["best_checkpoint"])
              else f"its checkpoint {result['best_checkpoint']} is missing")
+    if result["valid_images"] == 0:
+        return f"no validation split (data.valid_size 0): the last of {result['epochs']} epochs kept; {where}"
     if "best_valid_nll" in result:  # regression: the best checkpoint has the lowest NLL
         return f"best valid NLL {result['best_valid_nll']:.4f} after {result['epochs']} epochs; {where}"
     return f"best valid accuracy {result['best_valid_acc']:.2f}% on {result['valid_images']} validation images after {result['epochs']} epochs; {where}"

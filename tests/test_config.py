@@ -50,8 +50,8 @@ def test_overrides_are_parsed_as_yaml():
         ("train.lr=-1", "train.lr must be >= "),
         ("model.prior.pi=1.5", "model.prior.pi must be between 0.0 and 1.0"),
         ("train.beta_type=Blundel", "train.beta_type must be one of Blundell, Standard, Soenderby or a number"),
-        ("data.valid_size=1.5", "data.valid_size must be a count of images (an integer such as 10000) or a fraction strictly between 0 and 1"),
-        ("data.valid_size=1.0", "data.valid_size must be a count of images (an integer such as 10000) or a fraction strictly between 0 and 1"),
+        ("data.valid_size=1.5", "data.valid_size must be a count of images (an integer such as 10000, or 0 for none) or a fraction strictly between 0 and 1"),
+        ("data.valid_size=1.0", "data.valid_size must be a count of images (an integer such as 10000, or 0 for none) or a fraction strictly between 0 and 1"),
         ("model.beta_type=1", "unknown config key 'model.beta_type' in the -o overrides; did you mean train.beta_type?"),
         ("lr=0.1", "unknown config key 'lr' in the -o overrides; did you mean train.lr?"),
         ("train.optimizer=rmsprop", "train.optimizer must be one of adam, sgd, momentum"),
@@ -68,6 +68,12 @@ def test_overrides_are_parsed_as_yaml():
 def test_bad_values_name_the_key_and_the_allowed_values(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(BASE, [override])
+
+
+def test_valid_size_0_holds_nothing_out_and_leaves_no_validation_split_to_score():
+    assert load_config(BASE, ["data.valid_size=0"]).data.valid_size == 0
+    with pytest.raises(ConfigError, match="eval.split valid needs a validation split, but data.valid_size is 0"):
+        load_config(BASE, ["data.valid_size=0", "eval.split=valid"])
 
 
 def test_malformed_yaml_names_the_file_and_line(tmp_path):

@@ -20,11 +20,15 @@ def test_split_is_seeded_disjoint_and_complete():
     other, _ = split_indices(600, 100, seed=1)
     assert np.array_equal(train, again) and not np.array_equal(train, other)
     assert len(split_indices(600, 0.25, seed=0)[1]) == 150
+    everything, nothing = split_indices(600, 0, seed=2021)  # data.valid_size 0: train on every image
+    assert np.array_equal(everything, np.arange(600)) and len(nothing) == 0
 
 
 def test_split_that_leaves_nothing_is_an_error():
     with pytest.raises(DataError, match="valid_size 600 leaves no training"):
         split_indices(600, 600, seed=0)
+    with pytest.raises(DataError, match="valid_size 0.0001 leaves no training or no validation"):
+        split_indices(600, 0.0001, seed=0)  # a fraction that rounds to no image is not 0
 
 
 def test_mnist_loaders_give_normalised_batches(small_cfg):

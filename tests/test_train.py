@@ -1,3 +1,4 @@
+import math
 import os
 
 import numpy as np
@@ -5,6 +6,7 @@ import paddle
 import pytest
 
 import train as train_module
+from data import build_train_valid_loaders
 from train import train
 from utils.errors import TrainingDiverged
 from utils.runtime import RunPaths
@@ -55,6 +57,20 @@ def test_a_resumed_run_repeats_the_uninterrupted_one(small_cfg, tmp_path):
     halves = paddle.load(RunPaths(small_cfg("run_name=halves")).last)["model"]
     for name in whole:
         np.testing.assert_array_equal(whole[name].numpy(), halves[name].numpy(), err_msg=name)
+
+
+def test_valid_size_0_trains_on_every_image_and_keeps_the_last_epochs_weights(small_cfg):
+    cfg = small_cfg("data.valid_size=0", "train.num_epochs=2")
+    train_loader, valid_loader = build_train_valid_loaders(cfg)
+    held_out, _ = build_train_valid_loaders(small_cfg())
+    assert valid_loader is None and len(train_loader.dataset) == len(held_out.dataset) + 100
+    summary = train(cfg)
+    assert summary["valid_images"] == 0 and all(math.isnan(acc) for acc in summary["history"]["valid_acc"])
+    paths = RunPaths(cfg)
+    best, last = paddle.load(paths.best), paddle.load(paths.last)["model"]
+    for name in last:  # nothing to choose by: the "best" checkpoint is the last epoch's
+        np.testing.assert_array_equal(best[name].numpy(), last[name].numpy(), err_msg=name)
+    assert "no validation split (data.valid_size 0)" in open(paths.log_file).read()
 
 
 def test_resume_without_a_last_state_is_an_error(small_cfg):

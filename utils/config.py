@@ -58,7 +58,7 @@ LIST_CHOICES = {
 RANGES = {
     "threads": (0, None),
     "data.input_size": (8, None),
-    "data.valid_size": (1e-9, None),
+    "data.valid_size": (0, None),
     "data.num_workers": (0, None),
     "data.test_fraction": (0.01, 0.99),
     "data.toy.size": (10, None),
@@ -255,8 +255,8 @@ def _check_value(dotted: str, value: Any, default: Any) -> None:
     if dotted == "data.valid_size":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{dotted} must be a count or a fraction below 1, got {value!r}")
-        if isinstance(value, float) and not 0 < value < 1:
-            raise ConfigError(f"{dotted} must be a count of images (an integer such as 10000) or a fraction strictly between 0 and 1, got {value}")
+        if isinstance(value, float) and not 0 <= value < 1:
+            raise ConfigError(f"{dotted} must be a count of images (an integer such as 10000, or 0 for none) or a fraction strictly between 0 and 1, got {value}")
     elif dotted in OPTIONAL_STR:
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{dotted} must be a path or null, got {value!r}")
@@ -320,6 +320,8 @@ def _check_consistency(cfg: Config) -> None:
     prior = cfg.model.prior
     if prior.type == "mixture" and not prior.sigma2 < prior.sigma1:
         raise ConfigError("model.prior.sigma2 must be smaller than model.prior.sigma1 for the scale mixture")
+    if cfg.eval.split == "valid" and cfg.data.valid_size == 0:
+        raise ConfigError("eval.split valid needs a validation split, but data.valid_size is 0 (nothing held out); score the test set or set data.valid_size")
     _check_tabular(cfg)
 
 
