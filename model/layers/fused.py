@@ -86,9 +86,9 @@ def build_directory() -> str:
 
 
 def _source_hash() -> str:
-    """Of every file in csrc/: Paddle rebuilds when a source's path changes, not its
-    text or a header's, so a changed file gets a folder of its own."""
-    digest = hashlib.sha1()
+    """Of every file in csrc/ and the compiler flags: Paddle rebuilds when a source's
+    path changes, not its text, a header's or the flags, so a change gets a folder of its own."""
+    digest = hashlib.sha1(" ".join(FLAGS).encode())
     for name in sorted(os.listdir(CSRC)):
         with open(os.path.join(CSRC, name), "rb") as f:
             digest.update(name.encode() + f.read())
