@@ -173,7 +173,8 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
         logger.info("the previous run of %s was moved to %s; it is deleted once this run has a best checkpoint", cfg.run_name, aside)
     net = group.wrap(model)
     objective = Objective(cfg.train.beta_type, cfg.train.num_epochs, num_train, cfg.train.train_ens if model.is_bayesian else 1, cfg.train.ens_objective)
-    num_valid = int(group.sum([len(valid_loader.dataset)])[0]) if valid_loader is not None else 0
+    validated = valid_loader is not None  # data.valid_size 0 holds no images out
+    num_valid = int(group.sum([len(valid_loader.dataset)])[0]) if validated else 0
 
     logger.info(
         "run %s: %s/%s on %s (%d train, %d valid samples), %d parameters, device %s%s",
@@ -181,7 +182,7 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
         sum(int(p.size) for p in model.parameters()), device,
         f", {group.world_size} processes x batch {cfg.train.batch_size}" if group.parallel else "",
     )
-    if valid_loader is None:
+    if not validated:
         logger.info("no validation split (data.valid_size 0): every epoch's weights replace the best checkpoint, so it holds the last epoch's")
     with LogWriter(logdir=paths.visualdl_dir) if group.is_main else contextlib.nullcontext() as writer:
         for epoch in range(start_epoch, cfg.train.num_epochs):
@@ -197,7 +198,7 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
             except TrainingDiverged as e:
                 raise TrainingDiverged(f"{e}; training stopped ({last_good_files(paths)}). Lower train.lr or check the data normalisation") from None
             scheduler.step()
-            if valid_loader is None:
+            if not validated:
                 va = {"loss": math.nan, "nll": math.nan, likelihood.metric: math.nan}
             else:
                 try:
@@ -208,7 +209,7 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
                 va["kl"] = float(model.kl())  # one estimate of the posterior's KL, the same for every validation image
             c = epoch_kl_weight(cfg.train.beta_type, len(train_loader), epoch, cfg.train.num_epochs) if model.is_bayesian else 0.0
             va["loss"] = va["nll"] + c * va["kl"] / num_train  # the quantity the training loss is: NLL + c KL / N
-            _require_finite(model, va if valid_loader is not None else None, epoch, paths)
+            _require_finite(model, va if validated else None, epoch, paths)
             seconds = time.perf_counter() - started
 
             row = {"epoch": epoch + 1, "lr": lr, "epoch_seconds": seconds, "kl_weight": c}
@@ -226,13 +227,13 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
                 tr["avg_reader_cost"], tr["avg_batch_cost"], tr["avg_ips"], seconds,
             )
 
-            improved = valid_loader is None or likelihood.improves(va, best)
+            improved = not validated or likelihood.improves(va, best)
             best = va[likelihood.best_key] if improved else best
             if not group.is_main:
                 continue  # the processes hold the same weights; one writes them
             if improved:
                 atomic_save(model.state_dict(), paths.best)
-                if valid_loader is not None:
+                if validated:
                     logger.info("new best valid %s %.4f: saved %s", likelihood.best_key, best, paths.best)
                 if aside and os.path.isdir(aside):
                     shutil.rmtree(aside)
