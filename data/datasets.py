@@ -148,22 +148,23 @@ def build_train_valid_loaders(cfg, rank: int = 0, world_size: int = 1, table: Ta
     once, except a training set with random flips or shared among processes. A
     tabular set comes from `table` where the caller has read it (data.load_table).
     With data.valid_size 0 every training image trains and the validation loader is None."""
+    validated = cfg.data.valid_size != 0  # the same on every process, whatever its shard
     if is_tabular(cfg.data.name):
         train_set, valid_set = tabular_train_valid_sets(cfg, table or load_tabular(cfg), rank, world_size)
     else:
         raw = _open_dataset(cfg.data, "train")
         train_idx, valid_idx = split_indices(len(raw), cfg.data.valid_size, cfg.seed)
-        valid_set = _in_memory(raw, valid_idx[rank::world_size], cfg.data) if len(valid_idx) else None  # data.valid_size 0
+        valid_set = _in_memory(raw, valid_idx[rank::world_size], cfg.data) if validated else None
         if world_size == 1 and not cfg.data.hflip:
             train = InMemoryLoader(_in_memory(raw, train_idx, cfg.data), cfg.train.batch_size, shuffle=True)
-            return train, InMemoryLoader(valid_set, cfg.eval.batch_size, shuffle=False) if valid_set is not None else None
+            return train, InMemoryLoader(valid_set, cfg.eval.batch_size, shuffle=False) if validated else None
         train_set = TransformedSubset(raw, train_idx, build_transform(cfg.data, train=True))
     if world_size > 1:
         sampler = DistributedBatchSampler(train_set, batch_size=cfg.train.batch_size, num_replicas=world_size, rank=rank, shuffle=True)
         train_loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.data.num_workers)
     else:
         train_loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=True, num_workers=cfg.data.num_workers)
-    if cfg.data.valid_size == 0:  # on every process alike, whatever its shard
+    if not validated:
         return train_loader, None
     valid_loader = DataLoader(valid_set, batch_size=cfg.eval.batch_size, shuffle=False, num_workers=cfg.data.num_workers)
     return train_loader, valid_loader
