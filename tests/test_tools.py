@@ -6,7 +6,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
-from compare_runs import valid_error  # noqa: E402
+from compare_runs import error_curve  # noqa: E402
 
 
 def test_compare_runs_reads_both_log_layouts_and_keeps_a_resumed_epochs_last_line(tmp_path):
@@ -17,9 +17,21 @@ def test_compare_runs_reads_both_log_layouts_and_keeps_a_resumed_epochs_last_lin
         "2026-12-01 22:29:44,903 INFO epoch 2/325 lr 2.56e-01 | train loss 140.0 acc 90.00% kl 7171500.6 | valid loss 140.00 acc 95.00% nll 0.2 | 20.0 s\n"
         "2026-12-02 03:39:36,245 INFO epoch 2/280 lr 1.28e-01 | train loss 121.5 nll 0.12 acc 96.51% kl 6070786.0 | valid loss 121.53 nll 0.1254 acc 96.75% | loss = NLL + 1 KL / N | 29.7 s\n"
     )
-    epochs, errors = valid_error(str(log))
+    epochs, errors = error_curve(str(log))
     assert epochs == [1, 2]
     assert errors == [100.0 - 91.72, 100.0 - 96.75]
+    assert error_curve(str(log), "train") == ([1, 2], [100.0 - 80.42, 100.0 - 96.51])
+
+
+def test_compare_runs_draws_the_training_error_of_a_run_without_validation(tmp_path):
+    log = tmp_path / "all_60k.log"
+    log.write_text(
+        "2026-12-06 08:33:55,234 INFO epoch 1/325 lr 2.56e-01 | train loss 120.7769 nll 0.2253 acc 93.41% kl 7233108.8 | valid loss nan nll nan acc nan% | loss = NLL + 1 KL / N | 21.9 s\n"
+        "2026-12-06 08:34:15,234 INFO epoch 2/325 lr 2.56e-01 | train loss 120.1 nll 0.1 acc 97.00% kl 7233108.8 | valid loss nan nll nan acc nan% | loss = NLL + 1 KL / N | 21.0 s\n"
+    )
+    assert error_curve(str(log)) == ([], [])
+    epochs, errors = error_curve(str(log), "train")
+    assert epochs == [1, 2] and errors == pytest.approx([6.59, 3.0])
 
 
 def test_bench_times_each_fused_posterior_operator():

@@ -1,14 +1,18 @@
-"""Validation error of several training runs on one plot, read from their logs.
+"""Validation (or training) error of several training runs on one plot, read from their logs.
 
-    python tools/compare_runs.py OUT.png LABEL=LOG [LABEL=LOG ...] [--ymax 4]
+    python tools/compare_runs.py OUT.png LABEL=LOG [LABEL=LOG ...] [--ymax 4] [--split train]
 
 Each LOG is a training log (logs/<run_name>.log, or a copy in docs/runs/); the
-validation accuracy of every epoch line is read, and where a resumed run logged
-an epoch twice, the later line counts. The README's reproduction figure.
+accuracy of every epoch line is read, and where a resumed run logged an epoch
+twice, the later line counts. The README's reproduction figure. A run without a
+validation split (data.valid_size 0) logs "acc nan%" there and has no
+validation curve: `--split train` draws the training error (one sample per
+step, during the epoch) of every run instead.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -16,19 +20,24 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from utils.plots import plot_curves  # noqa: E402
 
-# "epoch 12/325 ... | valid loss 1.23 [nll 0.1 ]acc 97.50%": the valid section of a log line, in both layouts it has had
-EPOCH_LINE = re.compile(r"epoch (\d+)/\d+ .*\| valid loss [-\d.e+]+ (?:nll [-\d.e+]+ )?acc ([\d.]+)%")
+# "epoch 12/325 ... | train loss 1.2 [nll 0.1 ]acc 99.1% ... | valid loss 1.23 [nll 0.1 ]acc 97.50%":
+# the train and valid sections of a log line, in both layouts it has had; nan where a run had no validation
+NUMBER = r"(?:[-\d.e+]+|nan)"
+EPOCH_LINE = re.compile(
+    rf"epoch (\d+)/\d+ .*\| train loss {NUMBER} (?:nll {NUMBER} )?acc ({NUMBER})% .*\| valid loss {NUMBER} (?:nll {NUMBER} )?acc ({NUMBER})%"
+)
+SPLITS = {"train": 2, "valid": 3}  # the match group of each split's accuracy
 
 
-def valid_error(log: str) -> tuple[list[int], list[float]]:
-    """(epochs, validation error in percent) of one log."""
+def error_curve(log: str, split: str = "valid") -> tuple[list[int], list[float]]:
+    """(epochs, error in percent on `split`) of one log; epochs without a figure (nan) are left out."""
     by_epoch = {}
     with open(log) as f:
         for line in f:
             match = EPOCH_LINE.search(line)
             if match:
-                by_epoch[int(match.group(1))] = 100.0 - float(match.group(2))
-    epochs = sorted(by_epoch)
+                by_epoch[int(match.group(1))] = 100.0 - float(match.group(SPLITS[split]))
+    epochs = sorted(e for e in by_epoch if not math.isnan(by_epoch[e]))
     return epochs, [by_epoch[e] for e in epochs]
 
 
@@ -37,14 +46,18 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("runs", nargs="+", help="LABEL=LOG")
     parser.add_argument("--ymax", type=float, default=4.0, help="top of the error axis, in percent")
+    parser.add_argument("--split", choices=sorted(SPLITS), default="valid", help="which error to draw (default valid)")
     args = parser.parse_args()
     curves = {}
     for run in args.runs:
         label, _, log = run.partition("=")
         if not log or not os.path.isfile(log):
             parser.error(f"{run}: give LABEL=LOG with an existing log file")
-        curves[label] = valid_error(log)
-    print(plot_curves(args.out, curves, "validation error (%), 2 passes", ylim=(0.0, args.ymax)))
+        curves[label] = error_curve(log, args.split)
+        if not curves[label][0]:
+            parser.error(f"{log}: no epoch line with a {args.split} accuracy (a run without validation: try --split train)")
+    title = "validation error (%), 2 passes" if args.split == "valid" else "training error (%), during each epoch"
+    print(plot_curves(args.out, curves, title, ylim=(0.0, args.ymax)))
 
 
 if __name__ == "__main__":
