@@ -10,6 +10,7 @@ import paddle.nn as nn
 
 from model.layers import BBB, BBB_LRT
 from model.layers.base import FlattenLayer, ModuleWrapper
+from model.layers.conv import Conv2D
 from model.layers.priors import build_prior
 from model.likelihood import attach_gaussian
 from utils.checkpoint import load_weights
@@ -22,7 +23,7 @@ def _freq_linear(in_features, out_features, bias=True):
 
 
 def _freq_conv(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True):
-    return nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups, bias_attr=None if bias else False)
+    return Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups, bias_attr=None if bias else False)
 
 
 # model.layer_type -> the package of Bayesian layers (None: plain deterministic layers)

@@ -131,3 +131,21 @@ def test_the_output_alone_computes_no_kl(monkeypatch):
             assert calls == []
             net(x)
             assert len(calls) >= 2  # weight and bias (a fused call that falls back adds the kl() call)
+
+
+def test_conv2d_with_its_fast_bias_gives_paddles_numbers_and_the_same_parameters():
+    from model.layers.conv import Conv2D, conv2d
+
+    paddle.seed(0)
+    x = paddle.randn([4, 3, 9, 9])
+    reference = paddle.nn.Conv2D(3, 6, 3, stride=2, padding=1)
+    fast = Conv2D(3, 6, 3, stride=2, padding=1)
+    assert list(fast.state_dict()) == list(reference.state_dict())  # checkpoints of either load into the other
+    fast.set_state_dict(reference.state_dict())
+    out, expected = fast(x), reference(x)
+    assert paddle.equal_all(out, expected)  # the forward, bit for bit
+    out.sum().backward()
+    expected.sum().backward()
+    for mine, theirs in ((fast.weight, reference.weight), (fast.bias, reference.bias)):
+        np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-5, atol=1e-5)
+    assert paddle.equal_all(conv2d(x, reference.weight, None, stride=2), paddle.nn.functional.conv2d(x, reference.weight, stride=2))

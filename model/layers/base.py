@@ -15,6 +15,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from model.layers import fused
+from model.layers.conv import conv2d
 from model.layers.noise import standard_normal_like
 from model.layers.priors import GaussianPrior
 
@@ -141,7 +142,7 @@ class BayesianConv2d(BayesianLayer):
         self.stride, self.padding, self.dilation, self.groups = _pair(stride), _pair(padding), _pair(dilation), groups
 
     def _op(self, x, weight, bias):
-        return F.conv2d(x, weight, bias, stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        return conv2d(x, weight, bias, stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
 
 class FlattenLayer(nn.Layer):
