@@ -76,6 +76,14 @@ def test_valid_size_0_holds_nothing_out_and_leaves_no_validation_split_to_score(
         load_config(BASE, ["data.valid_size=0", "eval.split=valid"])
 
 
+def test_blundells_config_is_the_final_fit_on_every_training_image_and_the_others_hold_10000_out():
+    blundell = load_config(os.path.join(REPO, "conf", "base.yaml"))
+    assert blundell.data.valid_size == 0 and blundell.train.optimizer == "sgd"
+    assert load_config(os.path.join(REPO, "conf", "base.yaml"), ["data.valid_size=10000", "eval.split=valid"]).eval.split == "valid"  # choosing settings
+    for name in ("mnist_lenet_best.yaml", "mnist_2fc_best.yaml", "mnist_2fc_freq.yaml"):
+        assert load_config(os.path.join(REPO, "conf", name)).data.valid_size == 10000
+
+
 def test_malformed_yaml_names_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  name: [2fc\n")

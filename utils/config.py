@@ -321,7 +321,7 @@ def _check_consistency(cfg: Config) -> None:
     if prior.type == "mixture" and not prior.sigma2 < prior.sigma1:
         raise ConfigError("model.prior.sigma2 must be smaller than model.prior.sigma1 for the scale mixture")
     if cfg.eval.split == "valid" and cfg.data.valid_size == 0:
-        raise ConfigError("eval.split valid needs a validation split, but data.valid_size is 0 (nothing held out); score the test set or set data.valid_size")
+        raise ConfigError("eval.split valid needs a validation split, but data.valid_size is 0 (nothing held out); score the test set, or train and score with -o data.valid_size=10000")
     _check_tabular(cfg)
 
 
