@@ -46,3 +46,19 @@ def test_bench_times_each_fused_posterior_operator():
     assert set(timed) == {"noise", "gaussian draw and KL", "gaussian draw and KL, forward + backward", "mixture draw and KL",
                           "mixture draw and KL, forward + backward", "draw without a KL (evaluation)"}
     assert all(v > 0 for v in timed.values())
+
+
+def test_learning_curves_of_a_run_without_validation_draw_only_the_training_curve(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from utils.plots import plot_history
+
+    drawn = []
+    original = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, *a, **kw: drawn.append(kw.get("label")) or original(ax, *a, **kw))
+    nan = float("nan")
+    history = {"epoch": [1, 2], "train_acc": [90.0, 95.0], "valid_acc": [nan, nan], "train_nll": [0.3, 0.2], "valid_nll": [nan, nan],
+               "train_loss": [0.4, 0.3], "valid_loss": [nan, nan], "kl_weight": [1.0, 1.0]}
+    paths = plot_history(history, str(tmp_path))
+    assert all(os.path.isfile(p) for p in paths)
+    assert drawn == ["train"] * len(paths)  # no empty "valid" line or legend entry

@@ -16,6 +16,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 def _plot(path: str, epochs, series: dict, ylabel: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, values in series.items():
+        if np.isnan(np.asarray(values, dtype=float)).all():
+            continue  # a run without validation (data.valid_size 0): no curve, no empty legend entry
         ax.plot(epochs, values, marker="o" if len(epochs) < 20 else None, label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
