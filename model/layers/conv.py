@@ -21,7 +21,8 @@ def conv2d(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | None =
 
 
 class Conv2D(nn.Conv2D):
-    """nn.Conv2D (the same parameters, so checkpoints load) whose forward uses conv2d above."""
+    """nn.Conv2D (the same parameters, so checkpoints load) whose forward uses conv2d above;
+    for the nets' layers: NCHW, zero padding (nn.Conv2D's defaults)."""
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         return conv2d(x, self.weight, self.bias, stride=self._stride, padding=self._padding, dilation=self._dilation, groups=self._groups)
