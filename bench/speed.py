@@ -4,16 +4,21 @@
     python bench/speed.py --nets 2fc -o model.prior.type=mixture   # any config key, as in main.py
     python bench/speed.py --nets 2fc lenet --epoch                 # also one whole training epoch of each config
     python bench/speed.py --nets 2fc --ops                         # also the fused posterior operators alone
+    python bench/speed.py --rounds 5                               # each case 5 times, taking turns (default 3)
 
 First the machine: CPU model and vendor, the path Paddle's MKL takes on it
 (utils/blas.py) and the GFLOP/s of one 128x1200 @ 1200x1200 float32 product on
 one thread.
 
 For each net and layer type: median milliseconds per full training step
-(forward, ELBO, backward, Adam) over --steps steps after --warmup, images per
-second, the ratio to the deterministic ('freq') step of the same net measured
-in the same run, Monte-Carlo evaluation throughput (images/s, --mc-samples
-passes) and the peak resident memory. Each case runs in its own process so
+(forward, ELBO, backward, the config's optimizer) over --steps steps after
+--warmup, images per second, the ratio to the deterministic ('freq') step of
+the same net measured in the same run, Monte-Carlo evaluation throughput
+(images/s, --mc-samples passes) and the peak resident memory. The cases take
+turns for --rounds rounds (freq, bbb, lrt, freq, ...) and each row gives the
+median of its rounds and their range, so that a slow spell of the machine falls
+on every case alike instead of bending one ratio (single runs here spread by
+up to a third). Each case runs in its own process so
 that the peak memory is its own. Each net runs as its MNIST config sets it up
 (input size, CPU threads): conf/base.yaml for 2fc, conf/mnist_<net>_bbb.yaml
 for the others, with the layer type replaced.
@@ -206,6 +211,23 @@ def epoch_seconds(config: str, overrides: list[str]) -> dict:
     return {"config": config, "overrides": overrides, "epoch_s": history["epoch_seconds"][0], "train_steps_s": batch_cost * steps, "command_s": wall}
 
 
+def combine_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One row per case from the rounds' measurements of it (every round measures
+    the same cases in the same order): the median of its rounds' ms/step (and the
+    throughputs and memory of that median), every round's figure in ms_rounds, and
+    the ratio to its net's deterministic step, median against median."""
+    rows = []
+    for runs in zip(*rounds):
+        ordered = sorted(runs, key=lambda r: r["ms_per_step"])
+        row = dict(ordered[(len(ordered) - 1) // 2])  # the lower median: a real round's figures
+        row["ms_rounds"] = [r["ms_per_step"] for r in runs]
+        rows.append(row)
+    freq = {r["net"]: r["ms_per_step"] for r in rows if r["layer_type"] == "freq"}
+    for r in rows:
+        r["ratio_to_freq"] = r["ms_per_step"] / freq[r["net"]] if r["net"] in freq else None
+    return rows
+
+
 def epoch_cases(net: str) -> list[tuple[str, list[str]]]:
     """(config, overrides) of the --epoch table: 2fc with each prior, the others as configured.
     2fc holds the 10,000 validation images out, as the runs that chose base.yaml's
@@ -222,6 +244,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="times each case is measured, the cases taking turns; rows give the median")
     parser.add_argument("--mc-samples", type=int, default=10)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="change a key of conf/base.yaml for every case (repeatable)")
@@ -231,6 +254,8 @@ def main() -> None:
     parser.add_argument("--ops-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one", nargs=2, metavar=("NET", "LAYER_TYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be 1 or more, got {args.rounds}")
 
     if args.machine:
         print(json.dumps(machine()))
@@ -246,17 +271,18 @@ def main() -> None:
     if done.returncode:
         sys.exit(f"bench failed reading the machine:\n{done.stderr[-2000:]}")
     host = json.loads(done.stdout.strip().splitlines()[-1])
-    rows = []
-    for net in args.nets:
-        for layer_type in args.layer_types:
-            cmd = [sys.executable, os.path.abspath(__file__), "--one", net, layer_type, "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup), "--mc-samples", str(args.mc_samples)] + [f"-o{o}" for o in args.override]
-            done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
-            if done.returncode:
-                sys.exit(f"bench failed for {net}/{layer_type}:\n{done.stderr[-2000:]}")
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    freq = {r["net"]: r["ms_per_step"] for r in rows if r["layer_type"] == "freq"}
-    for r in rows:
-        r["ratio_to_freq"] = r["ms_per_step"] / freq[r["net"]] if r["net"] in freq else None
+    rounds = []
+    for _ in range(args.rounds):
+        one_round = []
+        for net in args.nets:
+            for layer_type in args.layer_types:
+                cmd = [sys.executable, os.path.abspath(__file__), "--one", net, layer_type, "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup), "--mc-samples", str(args.mc_samples)] + [f"-o{o}" for o in args.override]
+                done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+                if done.returncode:
+                    sys.exit(f"bench failed for {net}/{layer_type}:\n{done.stderr[-2000:]}")
+                one_round.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        rounds.append(one_round)
+    rows = combine_rounds(rounds)
 
     epochs = [epoch_seconds(config, [*extra, *args.override]) for net in args.nets for config, extra in epoch_cases(net)] if args.epoch else []
     ops = {}
@@ -272,11 +298,12 @@ def main() -> None:
     print(f"CPU {host['cpu']} ({host['vendor']}, {host['cores']} cores); {host['blas']}")
     print(f"one 128x1200 @ 1200x1200 float32 product on 1 thread: {host['matmul_gflops_1thread']:.1f} GFLOP/s")
     changed = f", {' '.join(args.override)}" if args.override else ""
-    print(f"device {rows[0]['device']}, Paddle {rows[0]['paddle']}, batch {args.batch}, median of {args.steps} steps{changed}")
-    print(f"{'net':8} {'layers':6} {'threads':>7} {'ms/step':>9} {'img/s':>9} {'x freq':>7} {'MC eval img/s':>14} {'peak MB':>8}")
+    print(f"device {rows[0]['device']}, Paddle {rows[0]['paddle']}, batch {args.batch}, median of {args.steps} steps, median of {args.rounds} rounds{changed}")
+    print(f"{'net':8} {'layers':6} {'threads':>7} {'ms/step':>9} {'rounds':>13} {'img/s':>9} {'x freq':>7} {'MC eval img/s':>14} {'peak MB':>8}")
     for r in rows:
         ratio = f"{r['ratio_to_freq']:.2f}" if r["ratio_to_freq"] else "-"
-        print(f"{r['net']:8} {r['layer_type']:6} {r['threads']:>7} {r['ms_per_step']:9.1f} {r['images_per_s']:9.0f} {ratio:>7} {r['mc_eval_images_per_s']:14.0f} {r['peak_memory_mb']:8.0f}")
+        spread = f"{min(r['ms_rounds']):.1f}-{max(r['ms_rounds']):.1f}"
+        print(f"{r['net']:8} {r['layer_type']:6} {r['threads']:>7} {r['ms_per_step']:9.1f} {spread:>13} {r['images_per_s']:9.0f} {ratio:>7} {r['mc_eval_images_per_s']:14.0f} {r['peak_memory_mb']:8.0f}")
     if epochs:
         print("one training epoch (train + validation), seconds:")
         for e in epochs:

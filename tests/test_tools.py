@@ -48,6 +48,23 @@ def test_bench_times_each_fused_posterior_operator():
     assert all(v > 0 for v in timed.values())
 
 
+def test_bench_rows_are_the_median_round_and_ratios_compare_medians():
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    from speed import combine_rounds
+
+    def case(layer_type, ms):
+        return {"net": "2fc", "layer_type": layer_type, "ms_per_step": ms, "images_per_s": 128 / ms * 1000}
+
+    rounds = [[case("freq", 12.0), case("bbb", 30.0)],
+              [case("freq", 18.0), case("bbb", 24.0)],  # a slow spell for freq alone
+              [case("freq", 11.0), case("bbb", 25.0)]]
+    freq, bbb = combine_rounds(rounds)
+    assert freq["ms_per_step"] == 12.0 and freq["ms_rounds"] == [12.0, 18.0, 11.0]
+    assert bbb["ms_per_step"] == 25.0 and bbb["images_per_s"] == 128 / 25.0 * 1000  # the figures of the median round
+    assert bbb["ratio_to_freq"] == pytest.approx(25.0 / 12.0) and freq["ratio_to_freq"] == 1.0
+    assert combine_rounds([rounds[1]])[1]["ratio_to_freq"] == pytest.approx(24.0 / 18.0)  # one round: that round's ratio
+
+
 def test_learning_curves_of_a_run_without_validation_draw_only_the_training_curve(tmp_path, monkeypatch):
     import matplotlib.axes
 
