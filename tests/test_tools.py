@@ -6,6 +6,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
+sys.path.insert(0, os.path.join(REPO, "bench"))  # speed.py, imported where a test needs it (it loads Paddle)
 from compare_runs import error_curve  # noqa: E402
 
 
@@ -35,7 +36,6 @@ def test_compare_runs_draws_the_training_error_of_a_run_without_validation(tmp_p
 
 
 def test_bench_times_each_fused_posterior_operator():
-    sys.path.insert(0, os.path.join(REPO, "bench"))
     from speed import posterior_ops
 
     ops = posterior_ops(reps=1)
@@ -49,7 +49,6 @@ def test_bench_times_each_fused_posterior_operator():
 
 
 def test_bench_rows_are_the_median_round_and_ratios_compare_medians():
-    sys.path.insert(0, os.path.join(REPO, "bench"))
     from speed import combine_rounds
 
     def case(layer_type, ms):
