@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 
 import paddle
@@ -134,15 +135,19 @@ def _resume(cfg, paths, model, optimizer, scheduler, best_name: str, allow_chang
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{paths.last} is not a last-state file of this run; train afresh with --overwrite")
     changes = check_resume(state.get("config"), cfg.to_dict(), allow_changes, paths.last)
-    try:
-        set_weights(model, state["model"], paths.last, what="the net of this config")
-        if any(c.startswith("train.optimizer:") for c in changes):
-            scheduler.set_state_dict(state["optimizer"]["LR_Scheduler"])  # a new optimizer starts without the old one's moments
-        else:
-            load_optimizer_state(optimizer, model, state["optimizer"])
-        start_epoch, best, history = state["epoch"] + 1, state[best_name], state["history"]
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{paths.last} is not a last-state file of this run ({e}); train afresh with --overwrite") from None
+    with warnings.catch_warnings():
+        # LinearWarmup (train.warmup_epochs) keeps its inner schedule's state under a key of its
+        # own, which the base class's set_state_dict then calls unused; it is used
+        warnings.filterwarnings("ignore", message="There are some unused values in state_dict")
+        try:
+            set_weights(model, state["model"], paths.last, what="the net of this config")
+            if any(c.startswith("train.optimizer:") for c in changes):
+                scheduler.set_state_dict(state["optimizer"]["LR_Scheduler"])  # a new optimizer starts without the old one's moments
+            else:
+                load_optimizer_state(optimizer, model, state["optimizer"])
+            start_epoch, best, history = state["epoch"] + 1, state[best_name], state["history"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{paths.last} is not a last-state file of this run ({e}); train afresh with --overwrite") from None
     if changes:
         scheduler.last_lr = scheduler.get_lr()  # the changed schedule from this epoch on, not the old one's rate
         logger.info("resuming with changed settings from epoch %d: %s", start_epoch + 1, "; ".join(changes))

@@ -72,7 +72,16 @@ def parameter_groups(model: paddle.nn.Layer, weight_decay: float, rho_lr_scale: 
 
 
 def make_schedule(cfg_train) -> paddle.optimizer.lr.LRScheduler:
-    return SCHEDULES[cfg_train.lr_schedule](cfg_train)
+    """The configured schedule, after train.warmup_epochs epochs whose rate climbs
+    lr / (k + 1), 2 lr / (k + 1), ..., k lr / (k + 1) (plain SGD diverges in the
+    first steps of a fresh net at rates it takes once the net has trained a
+    little). Paddle's LinearWarmup starts the schedule's own count after the
+    warm-up, so its milestones fall k epochs later."""
+    schedule = SCHEDULES[cfg_train.lr_schedule](cfg_train)
+    k = int(cfg_train.warmup_epochs)
+    if k == 0:
+        return schedule
+    return paddle.optimizer.lr.LinearWarmup(learning_rate=schedule, warmup_steps=k, start_lr=cfg_train.lr / (k + 1), end_lr=cfg_train.lr)
 
 
 def make_optimizer(model: paddle.nn.Layer, lr, cfg_train) -> paddle.optimizer.Optimizer:

@@ -90,6 +90,16 @@ def test_step_schedule_multiplies_by_the_factor_after_each_milestone(small_cfg):
     np.testing.assert_allclose(rates, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
+def test_warmup_climbs_to_lr_then_the_schedule_counts_its_milestones_from_there(small_cfg):
+    cfg = small_cfg("train.lr=0.3", "train.lr_schedule=step", "train.lr_milestones=[2]", "train.lr_factor=0.1", "train.warmup_epochs=2").train
+    schedule = make_schedule(cfg)
+    rates = []
+    for _ in range(6):
+        rates.append(schedule.get_lr())
+        schedule.step()
+    np.testing.assert_allclose(rates, [0.1, 0.2, 0.3, 0.3, 0.03, 0.03])
+
+
 def test_step_schedule_without_milestones_and_decay_1_are_constant_and_exponential_decays(small_cfg):
     constant = make_schedule(small_cfg("train.lr_schedule=step").train)
     no_decay = make_schedule(small_cfg("train.lr_decay=1.0").train)

@@ -48,6 +48,13 @@ def test_resume_continues_at_the_next_epoch(small_cfg):
     assert "resumed from" in open(RunPaths(small_cfg()).log_file).read()
 
 
+def test_a_run_resumed_inside_its_warmup_goes_on_climbing(small_cfg):
+    train(small_cfg("train.num_epochs=1", "train.warmup_epochs=2", "train.lr_decay=0.5"))
+    summary = train(small_cfg("train.num_epochs=4", "train.warmup_epochs=2", "train.lr_decay=0.5"), resume=True)
+    lr = small_cfg().train.lr
+    np.testing.assert_allclose(summary["history"]["lr"], [lr / 3, 2 * lr / 3, lr, lr / 2], rtol=1e-6)
+
+
 def test_a_resumed_run_repeats_the_uninterrupted_one(small_cfg, tmp_path):
     uninterrupted = train(small_cfg("train.num_epochs=2", "run_name=whole"))
     train(small_cfg("train.num_epochs=1", "run_name=halves"))

@@ -75,6 +75,7 @@ RANGES = {
     "train.lr_decay": (1e-12, 1.0),
     "train.momentum": (0.0, 0.999999),
     "train.lr_factor": (1e-12, None),
+    "train.warmup_epochs": (0, None),
     "train.weight_decay": (0.0, None),
     "train.rho_lr_scale": (1e-12, None),
     "train.train_ens": (1, None),
