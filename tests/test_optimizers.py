@@ -17,6 +17,15 @@ def _net(seed=0):
     return net
 
 
+def _rates(schedule, epochs: int) -> list[float]:
+    """The rate of each of the first `epochs` epochs, stepping once per epoch as train.py does."""
+    rates = []
+    for _ in range(epochs):
+        rates.append(schedule.get_lr())
+        schedule.step()
+    return rates
+
+
 def test_weight_decay_never_touches_rho(small_cfg):
     net = _net()
     rho_before, mu_before = net.fc.weight_rho.numpy().copy(), net.fc.weight_mu.numpy().copy()
@@ -83,21 +92,12 @@ def test_momentum_remembers_the_previous_step(small_cfg):
 
 def test_step_schedule_multiplies_by_the_factor_after_each_milestone(small_cfg):
     schedule = make_schedule(small_cfg("train.lr=0.1", "train.lr_schedule=step", "train.lr_milestones=[2,4]", "train.lr_factor=0.1").train)
-    rates = []
-    for _ in range(6):
-        rates.append(schedule.get_lr())
-        schedule.step()
-    np.testing.assert_allclose(rates, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    np.testing.assert_allclose(_rates(schedule, 6), [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
 def test_warmup_climbs_to_lr_then_the_schedule_counts_its_milestones_from_there(small_cfg):
     cfg = small_cfg("train.lr=0.3", "train.lr_schedule=step", "train.lr_milestones=[2]", "train.lr_factor=0.1", "train.warmup_epochs=2").train
-    schedule = make_schedule(cfg)
-    rates = []
-    for _ in range(6):
-        rates.append(schedule.get_lr())
-        schedule.step()
-    np.testing.assert_allclose(rates, [0.1, 0.2, 0.3, 0.3, 0.03, 0.03])
+    np.testing.assert_allclose(_rates(make_schedule(cfg), 6), [0.1, 0.2, 0.3, 0.3, 0.03, 0.03])
 
 
 def test_step_schedule_without_milestones_and_decay_1_are_constant_and_exponential_decays(small_cfg):
