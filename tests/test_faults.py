@@ -224,3 +224,14 @@ def test_resume_refuses_a_changed_shape_before_any_work_and_a_changed_lr_unless_
     summary = train(small_cfg("train.lr=0.01", "train.num_epochs=2"), resume=True, resume_with_changes=True)
     assert summary["history"]["lr"][1] == pytest.approx(0.01 * 0.99)  # the new schedule at epoch 2, not a hybrid
     assert "resuming with changed settings from epoch 2: train.lr: 0.001 -> 0.01" in open(RunPaths(small_cfg()).log_file).read()
+
+
+def test_a_last_state_from_before_a_key_existed_resumes_as_if_it_held_the_default(small_cfg):
+    from utils.resume import config_changes
+
+    now = small_cfg().to_dict()
+    trained = small_cfg().to_dict()
+    del trained["train"]["warmup_epochs"]  # written by a version of the code without the key
+    assert config_changes(trained, now) == ([], [])
+    _, other = config_changes(trained, small_cfg("train.warmup_epochs=2").to_dict())
+    assert other == ["train.warmup_epochs: 0 -> 2"]

@@ -2,6 +2,8 @@
 with, and a resumed run is compared with it before any work."""
 from __future__ import annotations
 
+import os
+
 from utils.errors import UserError
 from utils.trees import flatten
 
@@ -20,10 +22,22 @@ class ResumeError(UserError):
     pass
 
 
+def _base_defaults() -> dict:
+    from utils.config import load_config  # here: utils.config is the larger module, and imports nothing of this one
+
+    return flatten(load_config(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf", "base.yaml")).to_dict())
+
+
 def config_changes(trained: dict, now: dict) -> tuple[list[str], list[str]]:
     """(shape keys that differ, other training keys that differ) between the config
-    a last state was trained with and the one given now, each 'key: old -> new'."""
+    a last state was trained with and the one given now, each 'key: old -> new'.
+    A key the trained config lacks came into the code after that run, which
+    trained as if it held conf/base.yaml's default (e.g. train.warmup_epochs 0)."""
     old, new = flatten(trained), flatten(now)
+    missing = set(new) - set(old)
+    if missing:
+        defaults = _base_defaults()
+        old.update({key: defaults[key] for key in missing if key in defaults})
     shape, other = [], []
     for key in sorted(set(old) | set(new)):
         if old.get(key) == new.get(key) or key.startswith(FREE_PREFIXES) or key == "run_name" or key.startswith("output."):
