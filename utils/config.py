@@ -106,6 +106,7 @@ OPTIONAL_STR = ("data.root", "eval.weights", "eval.data_root", "ood.notmnist_roo
 PATH_KEYS = ("data.root", "data.csv.train", "data.csv.test", "eval.weights", "eval.data_root", "ood.notmnist_root", "ood.fashion_root",
              "ood.freq_weights", "export.dir", "prune.freq_weights", "output.checkpoint_dir", "output.log_dir", "output.image_dir")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE_CONFIG = os.path.join(REPO, "conf", "base.yaml")  # every key and its default
 
 # List keys whose entries are names (strings).
 LIST_OF_STR = ("data.csv.features",)
@@ -360,7 +361,7 @@ def load_config(path: str, overrides: Iterable[str] = (), base_path: str | None 
     the line saying so is appended to `notes`.
     """
     if base_path is None:
-        base_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf", "base.yaml")
+        base_path = BASE_CONFIG
     schema = _read_yaml(base_path)
     schema.pop(BASE_KEY, None)
     tree = _merge(schema, _load_with_bases(path, notes=notes), path)

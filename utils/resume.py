@@ -2,8 +2,7 @@
 with, and a resumed run is compared with it before any work."""
 from __future__ import annotations
 
-import os
-
+from utils.config import BASE_CONFIG, load_config
 from utils.errors import UserError
 from utils.trees import flatten
 
@@ -22,12 +21,6 @@ class ResumeError(UserError):
     pass
 
 
-def _base_defaults() -> dict:
-    from utils.config import load_config  # here: utils.config is the larger module, and imports nothing of this one
-
-    return flatten(load_config(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf", "base.yaml")).to_dict())
-
-
 def config_changes(trained: dict, now: dict) -> tuple[list[str], list[str]]:
     """(shape keys that differ, other training keys that differ) between the config
     a last state was trained with and the one given now, each 'key: old -> new'.
@@ -36,7 +29,7 @@ def config_changes(trained: dict, now: dict) -> tuple[list[str], list[str]]:
     old, new = flatten(trained), flatten(now)
     missing = set(new) - set(old)
     if missing:
-        defaults = _base_defaults()
+        defaults = flatten(load_config(BASE_CONFIG).to_dict())
         old.update({key: defaults[key] for key in missing if key in defaults})
     shape, other = [], []
     for key in sorted(set(old) | set(new)):
