@@ -5,7 +5,7 @@ import re
 import pytest
 
 from conftest import REPO
-from utils.config import load_config, parse_overrides
+from utils.config import BASE_CONFIG, load_config, parse_overrides
 from utils.errors import ConfigError
 
 BASE = os.path.join(REPO, "conf", "bayescnn_base.yaml")
@@ -77,9 +77,9 @@ def test_valid_size_0_holds_nothing_out_and_leaves_no_validation_split_to_score(
 
 
 def test_blundells_config_is_the_final_fit_on_every_training_image_and_the_others_hold_10000_out():
-    blundell = load_config(os.path.join(REPO, "conf", "base.yaml"))
+    blundell = load_config(BASE_CONFIG)
     assert blundell.data.valid_size == 0 and blundell.train.optimizer == "sgd"
-    assert load_config(os.path.join(REPO, "conf", "base.yaml"), ["data.valid_size=10000", "eval.split=valid"]).eval.split == "valid"  # choosing settings
+    assert load_config(BASE_CONFIG, ["data.valid_size=10000", "eval.split=valid"]).eval.split == "valid"  # choosing settings
     for name in ("mnist_lenet_best.yaml", "mnist_2fc_best.yaml", "mnist_2fc_freq.yaml"):
         assert load_config(os.path.join(REPO, "conf", name)).data.valid_size == 10000
 
