@@ -224,12 +224,14 @@ def _train(cfg, paths: RunPaths, resume: bool, resume_with_changes: bool, aside:
                 history[key].append(row[key])
                 if key != "epoch" and writer is not None:
                     writer.add_scalar(tag=key, step=epoch + 1, value=row[key])
+            # without a split the line says so, rather than print nan (which reads as a diverged run)
+            valid_part = (f"valid loss {va['loss']:.4f} nll {va['nll']:.4f} {likelihood.format_metric(va[likelihood.metric])}"
+                          if validated else "no validation split")
             logger.info(
-                "epoch %d/%d lr %.2e | train loss %.4f nll %.4f %s kl %.1f | valid loss %.4f nll %.4f %s | loss = NLL + %.3g KL / N | "
+                "epoch %d/%d lr %.2e | train loss %.4f nll %.4f %s kl %.1f | %s | loss = NLL + %.3g KL / N | "
                 "avg_reader_cost %.4f s avg_batch_cost %.4f s avg_ips %.1f img/s | %.1f s",
                 epoch + 1, cfg.train.num_epochs, lr, tr["loss"], tr["nll"], likelihood.format_metric(tr[likelihood.metric]), tr["kl"],
-                va["loss"], va["nll"], likelihood.format_metric(va[likelihood.metric]), c,
-                tr["avg_reader_cost"], tr["avg_batch_cost"], tr["avg_ips"], seconds,
+                valid_part, c, tr["avg_reader_cost"], tr["avg_batch_cost"], tr["avg_ips"], seconds,
             )
 
             improved = not validated or likelihood.improves(va, best)

@@ -29,10 +29,11 @@ def test_compare_runs_draws_the_training_error_of_a_run_without_validation(tmp_p
     log.write_text(
         "2026-12-06 08:33:55,234 INFO epoch 1/325 lr 2.56e-01 | train loss 120.7769 nll 0.2253 acc 93.41% kl 7233108.8 | valid loss nan nll nan acc nan% | loss = NLL + 1 KL / N | 21.9 s\n"
         "2026-12-06 08:34:15,234 INFO epoch 2/325 lr 2.56e-01 | train loss 120.1 nll 0.1 acc 97.00% kl 7233108.8 | valid loss nan nll nan acc nan% | loss = NLL + 1 KL / N | 21.0 s\n"
+        "2026-12-06 18:22:05,682 INFO epoch 3/325 lr 2.56e-01 | train loss 121.1 nll 0.17 acc 98.00% kl 7256087.0 | no validation split | loss = NLL + 1 KL / N | 18.8 s\n"
     )
     assert error_curve(str(log)) == ([], [])
     epochs, errors = error_curve(str(log), "train")
-    assert epochs == [1, 2] and errors == pytest.approx([6.59, 3.0])
+    assert epochs == [1, 2, 3] and errors == pytest.approx([6.59, 3.0, 2.0])
 
 
 def test_bench_times_each_fused_posterior_operator():

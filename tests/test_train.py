@@ -77,7 +77,10 @@ def test_valid_size_0_trains_on_every_image_and_keeps_the_last_epochs_weights(sm
     best, last = paddle.load(paths.best), paddle.load(paths.last)["model"]
     for name in last:  # nothing to choose by: the "best" checkpoint is the last epoch's
         np.testing.assert_array_equal(best[name].numpy(), last[name].numpy(), err_msg=name)
-    assert "no validation split (data.valid_size 0)" in open(paths.log_file).read()
+    log = open(paths.log_file).read()
+    assert "no validation split (data.valid_size 0)" in log
+    epoch_lines = [line for line in log.splitlines() if " epoch 2/2 " in line]
+    assert len(epoch_lines) == 1 and "| no validation split |" in epoch_lines[0] and "nan" not in epoch_lines[0]
 
 
 def test_resume_without_a_last_state_is_an_error(small_cfg):

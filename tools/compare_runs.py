@@ -5,8 +5,8 @@
 Each LOG is a training log (logs/<run_name>.log, or a copy in docs/runs/); the
 accuracy of every epoch line is read, and where a resumed run logged an epoch
 twice, the later line counts. The README's reproduction figure. A run without a
-validation split (data.valid_size 0) logs "acc nan%" there and has no
-validation curve: `--split train` draws the training error (one sample per
+validation split (data.valid_size 0) logs "no validation split" there and has
+no validation curve: `--split train` draws the training error (one sample per
 step, during the epoch) of every run instead.
 """
 from __future__ import annotations
@@ -21,12 +21,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from utils.plots import plot_curves  # noqa: E402
 
 # "epoch 12/325 ... | train loss 1.2 [nll 0.1 ]acc 99.1% ... | valid loss 1.23 [nll 0.1 ]acc 97.50%":
-# the train and valid sections of a log line, in both layouts it has had; nan where a run had no validation
+# the train and valid sections of a log line, in both layouts it has had. A run without
+# validation wrote "valid loss nan ... acc nan%" in older logs, "no validation split" now.
 NUMBER = r"(?:[-\d.e+]+|nan)"
-EPOCH_LINE = re.compile(
-    rf"epoch (\d+)/\d+ .*\| train loss {NUMBER} (?:nll {NUMBER} )?acc ({NUMBER})% .*\| valid loss {NUMBER} (?:nll {NUMBER} )?acc ({NUMBER})%"
-)
-SPLITS = {"train": 2, "valid": 3}  # the match group of each split's accuracy
+EPOCH_LINE = re.compile(rf"epoch (\d+)/\d+ .*\| train loss {NUMBER} (?:nll {NUMBER} )?acc ({NUMBER})%")
+VALID_PART = re.compile(rf"\| valid loss {NUMBER} (?:nll {NUMBER} )?acc ({NUMBER})%")
+SPLITS = ("train", "valid")
 
 
 def error_curve(log: str, split: str = "valid") -> tuple[list[int], list[float]]:
@@ -35,8 +35,13 @@ def error_curve(log: str, split: str = "valid") -> tuple[list[int], list[float]]
     with open(log) as f:
         for line in f:
             match = EPOCH_LINE.search(line)
-            if match:
-                by_epoch[int(match.group(1))] = 100.0 - float(match.group(SPLITS[split]))
+            if not match:
+                continue
+            if split == "train":
+                by_epoch[int(match.group(1))] = 100.0 - float(match.group(2))
+            else:
+                valid = VALID_PART.search(line)
+                by_epoch[int(match.group(1))] = 100.0 - float(valid.group(1)) if valid else math.nan
     epochs = sorted(e for e in by_epoch if not math.isnan(by_epoch[e]))
     return epochs, [by_epoch[e] for e in epochs]
 
@@ -46,7 +51,7 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("runs", nargs="+", help="LABEL=LOG")
     parser.add_argument("--ymax", type=float, default=4.0, help="top of the error axis, in percent")
-    parser.add_argument("--split", choices=sorted(SPLITS), default="valid", help="which error to draw (default valid)")
+    parser.add_argument("--split", choices=SPLITS, default="valid", help="which error to draw (default valid)")
     args = parser.parse_args()
     curves = {}
     for run in args.runs:
