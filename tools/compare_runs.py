@@ -24,9 +24,8 @@ from utils.plots import plot_curves  # noqa: E402
 # the train and valid sections of a log line, in both layouts it has had. A run without
 # validation wrote "valid loss nan ... acc nan%" in older logs, "no validation split" now.
 NUMBER = r"(?:[-\d.e+]+|nan)"
-EPOCH_LINE = re.compile(rf"epoch (\d+)/\d+ .*\| train loss {NUMBER} (?:nll {NUMBER} )?acc ({NUMBER})%")
-VALID_PART = re.compile(rf"\| valid loss {NUMBER} (?:nll {NUMBER} )?acc ({NUMBER})%")
-SPLITS = ("train", "valid")
+EPOCH_LINE = re.compile(r"epoch (\d+)/\d+ .*\| train loss ")
+ACCURACY = {split: re.compile(rf"\| {split} loss {NUMBER} (?:nll {NUMBER} )?acc ({NUMBER})%") for split in ("train", "valid")}
 
 
 def error_curve(log: str, split: str = "valid") -> tuple[list[int], list[float]]:
@@ -34,14 +33,10 @@ def error_curve(log: str, split: str = "valid") -> tuple[list[int], list[float]]
     by_epoch = {}
     with open(log) as f:
         for line in f:
-            match = EPOCH_LINE.search(line)
-            if not match:
-                continue
-            if split == "train":
-                by_epoch[int(match.group(1))] = 100.0 - float(match.group(2))
-            else:
-                valid = VALID_PART.search(line)
-                by_epoch[int(match.group(1))] = 100.0 - float(valid.group(1)) if valid else math.nan
+            epoch = EPOCH_LINE.search(line)
+            if epoch:
+                accuracy = ACCURACY[split].search(line)
+                by_epoch[int(epoch.group(1))] = 100.0 - float(accuracy.group(1)) if accuracy else math.nan
     epochs = sorted(e for e in by_epoch if not math.isnan(by_epoch[e]))
     return epochs, [by_epoch[e] for e in epochs]
 
@@ -51,7 +46,7 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("runs", nargs="+", help="LABEL=LOG")
     parser.add_argument("--ymax", type=float, default=4.0, help="top of the error axis, in percent")
-    parser.add_argument("--split", choices=SPLITS, default="valid", help="which error to draw (default valid)")
+    parser.add_argument("--split", choices=sorted(ACCURACY), default="valid", help="which error to draw (default valid)")
     args = parser.parse_args()
     curves = {}
     for run in args.runs:
