@@ -1,6 +1,5 @@
 """Fault injection: what a crash, a torn file, a NaN, a full disk or a re-run leaves behind."""
 import errno
-import json
 import os
 import signal
 import subprocess

@@ -5,10 +5,9 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import FIXTURES
 from data import build_test_loader
 from model.nets import build_net
-from model.pruning import PRUNED_RHO, apply_masks, prune_masks, sparse_size, weight_snr
+from model.pruning import PRUNED_RHO, prune_masks, sparse_size, weight_snr
 from prune import prune
 from utils.checkpoint import atomic_save, load_weights
 from utils.errors import ConfigError

@@ -5,7 +5,7 @@ Mirrors the Paddle code: pixels/126, seeded 50k/10k split (numpy default_rng(202
 LRT layers, mu ~ N(0, mu_std), rho ~ N(rho_mean, 0.1), loss = mean NLL + c KL / N,
 Adam(0.9, 0.999, 1e-8), lr0 * gamma^epoch. Prints validation only, never test.
 """
-import gzip, json, math, sys, time, os
+import gzip, json, math, sys, time
 import numpy as np
 import torch
 import torch.nn.functional as F
