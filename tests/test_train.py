@@ -113,7 +113,7 @@ def test_base_yaml_is_blundells_protocol_and_trains_on_the_fixtures(small_cfg):
     import math
 
     cfg = small_cfg(config="conf/base.yaml")
-    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size, cfg.train.beta_type) == ("sgd", 0.128, 100, "Standard")
+    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size, cfg.train.beta_type) == ("sgd", 0.256, 100, "Standard")
     assert (cfg.model.prior.type, cfg.model.prior.pi, cfg.model.posterior.init) == ("mixture", 0.75, "uniform")
     summary = train(cfg)
     assert summary["epochs"] == 1 and math.isfinite(summary["history"]["train_loss"][0]) and summary["history"]["kl_weight"] == [pytest.approx(1.0)]
