@@ -207,35 +207,6 @@ def test_mixture_kl_is_the_same_number_whatever_the_thread_count(op_available, m
     assert len(set(kls)) == 1
 
 
-def test_weights_past_the_mixture_cut_get_the_full_formula_bits(op_available):
-    # Vectors of 16 weights that all lie past the cut (one component's
-    # log-density 80 nats below the other's) take a shortcut without exp or log.
-    # The same weights, once spread one per vector among weights near the
-    # crossing (so every vector takes the full formula) and once grouped (so
-    # most vectors take the shortcut), must give the same bits, element by element.
-    pi, sigma1, sigma2 = 0.75, 1.0, float(np.exp(-8))
-    rng = np.random.default_rng(12)
-    far = rng.uniform(0.01, 0.2, 960) * rng.choice([-1, 1], 960)  # the wide component's side, past the cut
-    near = rng.uniform(-0.003, 0.003, 64)  # where the two log-densities cross (|w| = 0.0012), within the cut
-    values = np.concatenate([far, near]).astype("float32")
-    rho = rng.uniform(-12.0, -9.0, 1024).astype("float32")
-    eps = rng.normal(size=1024).astype("float32")
-    w = values + np.log1p(np.exp(rho.astype("float64"))) * eps  # moves a weight by 5e-4 at most
-    gap = np.log(pi / sigma1) - np.log((1 - pi) / sigma2) + w**2 / 2 * (sigma2**-2 - sigma1**-2)
-    assert np.all(np.abs(gap[:960]) > 80) and np.all(np.abs(gap[960:]) < 80)
-    spread = np.concatenate([np.append(np.arange(15 * k, 15 * k + 15), 960 + k) for k in range(64)])  # 15 far, 1 near
-    order = [np.arange(1024), spread]
-    outputs = []
-    for index in order:
-        mu_t, rho_t, eps_t = (paddle.to_tensor(a[index]) for a in (values, rho, eps))
-        got = fused._op().mixture_sample_kl(mu_t, rho_t, eps_t, pi, sigma1, sigma2, 1)
-        back = np.empty_like(index)
-        back[index] = np.arange(1024)
-        outputs.append([t.numpy()[back] for k, t in enumerate(got) if k != 1])  # the KL's sum depends on the order
-    for grouped, spread_out in zip(*outputs):
-        assert grouped.tobytes() == spread_out.tobytes()
-
-
 def test_mixture_falls_back_for_a_one_component_prior(op_available):
     mu, rho, eps = mixture_tensors(9, shape=(4, 3))
     assert fused.mixture_variance_kl(mu, rho, eps, 1.0, 1.0, 0.002) is None

@@ -116,26 +116,6 @@ struct MixturePrior {
     const float d_mu = w * (gamma * inv_var1 + (1.0f - gamma) * inv_var2);
     return {-sp.log_sigma - 0.5f * e * e - (high + fast_log(1.0f + t)), d_mu, d_mu * e - 1.0f / sp.sigma};
   }
-
-  // Whether w lies past the cut, where one component's log-density is 80 or more
-  // below the other's (93 % of 2fc-1200's 16-weight vectors at once, on the
-  // shipped weights). There t = e^-80 rounds away: log(1 + t) is 0, gamma is 1
-  // or t, and t / s1^2 is far below the last bit of 1 / s2^2, so terms() is
-  // terms_past_cut() bit for bit without its exp, log and divisions.
-  __attribute__((always_inline)) bool past_cut(float w) const {
-    float l1, l2;
-    logs(w, l1, l2);
-    return std::abs(l1 - l2) >= 80.0f;
-  }
-
-  __attribute__((always_inline)) Terms terms_past_cut(float m, const Softplus& sp, float e) const {
-    const float w = m + sp.sigma * e;
-    float l1, l2;
-    logs(w, l1, l2);
-    const bool wide = l1 > l2;
-    const float d_mu = w * (wide ? inv_var1 : inv_var2);
-    return {-sp.log_sigma - 0.5f * e * e - (wide ? l1 : l2), d_mu, d_mu * e - 1.0f / sp.sigma};
-  }
 };
 
 // No prior: the posterior's draw or sigma^2 alone, for the passes that need no KL
@@ -156,17 +136,11 @@ struct Saved {
 // Element i of the forward: out = sigma^2, or the draw mu + sigma eps (kDraw),
 // and with kSave what the backward needs; returns the element's KL term. e is
 // read only where the prior or the draw uses it (null otherwise).
-// kPastCut: every element lies past the mixture's cut (MixturePrior::past_cut).
-template <class Prior, bool kDraw, bool kSave, bool kPastCut = false>
+template <class Prior, bool kDraw, bool kSave>
 __attribute__((always_inline)) inline float ForwardElement(const Prior& prior, const float* m, const Softplus& sp, const float* e, float* out, Saved saved,
                                                            int64_t i) {
   const float ei = Prior::kUsesEps || kDraw ? e[i] : 0.0f;
-  Terms t;
-  if constexpr (kPastCut) {
-    t = prior.terms_past_cut(m[i], sp, ei);
-  } else {
-    t = prior.terms(m[i], sp, ei);
-  }
+  const Terms t = prior.terms(m[i], sp, ei);
   out[i] = kDraw ? m[i] + sp.sigma * ei : sp.sigma * sp.sigma;
   if (kSave) {
     saved.a[i] = t.d_mu;
@@ -183,7 +157,6 @@ __attribute__((always_inline)) inline float ForwardElement(const Prior& prior, c
 // 2fc-1200 (2 threads, alternating bench runs on a noisy machine) 6.8-7.1 -> 5.4-6.8 ms.
 // The Gaussian's terms are cheap, and there the split was slower (3.8 -> 4.1-5.0 ms).
 constexpr int64_t kBlock = 1024;
-constexpr int64_t kLanes = 16;  // floats in one AVX-512 register
 
 // Forward over elements [begin, end); returns the KL terms' sum. Its own
 // function, with the prior by value, so that the compiler sees nothing the
@@ -195,7 +168,7 @@ double ForwardChunk(const Prior prior, const float* m, const float* r, const flo
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = begin; i < end; ++i) sum += static_cast<double>(ForwardElement<Prior, kDraw, kSave>(prior, m, softplus_and_log(r[i]), e, out, saved, i));
   } else {
-    alignas(64) float sigma[kBlock], log_sigma[kBlock], sigmoid[kBlock], kl[kBlock];
+    alignas(64) float sigma[kBlock], log_sigma[kBlock], sigmoid[kBlock];
     for (int64_t start = begin; start < end; start += kBlock) {
       const int64_t stop = std::min(end, start + kBlock);
 #pragma omp simd
@@ -205,30 +178,11 @@ double ForwardChunk(const Prior prior, const float* m, const float* r, const flo
         log_sigma[i - start] = sp.log_sigma;
         sigmoid[i - start] = sp.sigmoid;
       }
-      // Then the prior's terms, one vector of kLanes weights at a time: the cheap
-      // form where the whole vector lies past the cut. The terms go to a buffer
-      // and are added up as before, so the KL keeps its bits too.
-      for (int64_t lane0 = start; lane0 < stop; lane0 += kLanes) {
-        const int64_t lane_end = std::min(stop, lane0 + kLanes);
-        int near = 0;
-#pragma omp simd reduction(| : near)
-        for (int64_t i = lane0; i < lane_end; ++i) near |= !prior.past_cut(m[i] + sigma[i - start] * e[i]);
-        if (near) {
-#pragma omp simd
-          for (int64_t i = lane0; i < lane_end; ++i) {
-            const Softplus sp{sigma[i - start], log_sigma[i - start], sigmoid[i - start]};
-            kl[i - start] = ForwardElement<Prior, kDraw, kSave>(prior, m, sp, e, out, saved, i);
-          }
-        } else {
-#pragma omp simd
-          for (int64_t i = lane0; i < lane_end; ++i) {
-            const Softplus sp{sigma[i - start], log_sigma[i - start], sigmoid[i - start]};
-            kl[i - start] = ForwardElement<Prior, kDraw, kSave, true>(prior, m, sp, e, out, saved, i);
-          }
-        }
-      }
 #pragma omp simd reduction(+ : sum)
-      for (int64_t i = start; i < stop; ++i) sum += static_cast<double>(kl[i - start]);
+      for (int64_t i = start; i < stop; ++i) {
+        const Softplus sp{sigma[i - start], log_sigma[i - start], sigmoid[i - start]};
+        sum += static_cast<double>(ForwardElement<Prior, kDraw, kSave>(prior, m, sp, e, out, saved, i));
+      }
     }
   }
   return sum;
